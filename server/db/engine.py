@@ -1,0 +1,106 @@
+"""Engines and sessions for the two databases the gateway runs on: MySQL/MariaDB and SQLite.
+
+MySQL is production. SQLite is the zero-setup default (a file under ``./execgw-data``) for a
+developer's machine and for tests that need no server.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+DATABASE_URL_ENV = "EXECGW_DATABASE_URL"
+
+# pymysql holds idle connections that MySQL closes after wait_timeout (8 h by default) and that
+# proxies and NAT close much sooner; recycle well before either.
+MYSQL_POOL_RECYCLE_SECONDS = 1800
+# How long a SQLite writer waits for another's lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def default_database_url() -> str:
+    """``sqlite:///<cwd>/execgw-data/execgw.sqlite3``, creating the folder."""
+    folder = Path.cwd() / "execgw-data"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'execgw.sqlite3'}"
+
+
+def resolve_database_url(explicit: str | None = None) -> str:
+    """The URL given, else ``$EXECGW_DATABASE_URL``, else the SQLite default."""
+    return explicit or os.environ.get(DATABASE_URL_ENV) or default_database_url()
+
+
+def display_url(url: str | URL) -> str:
+    """The URL with its password masked: the only form of a URL that may be logged or printed."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def is_mysql(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() in ("mysql", "mariadb")
+
+
+def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
+    """An engine set up for the gateway's use of ``url`` (MySQL/MariaDB or SQLite)."""
+    parsed = make_url(url)
+    if is_sqlite(parsed):
+        return _make_sqlite_engine(parsed, echo=echo)
+    if is_mysql(parsed):
+        return _make_mysql_engine(parsed, echo=echo)
+    raise ValueError(f"unsupported database {display_url(parsed)}: use mysql+pymysql:// or sqlite://")
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    # expire_on_commit=False: the writer commits in its own thread and hands the objects to the
+    # event loop, which must be able to read them without going back to the database.
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def _make_mysql_engine(url: URL, *, echo: bool) -> Engine:
+    if "charset" not in url.query:
+        # IB sends symbol descriptions and error texts outside latin1; the tables are utf8mb4.
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    return create_engine(
+        url,
+        echo=echo,
+        # A connection dropped while idle must not fail the first write after a quiet night.
+        pool_pre_ping=True,
+        pool_recycle=MYSQL_POOL_RECYCLE_SECONDS,
+        # Each state change commits with its event row; READ COMMITTED lets readers (WatchRun
+        # replay, listings) see those commits at once instead of a REPEATABLE READ snapshot, and
+        # avoids InnoDB's gap locks between concurrent writers.
+        isolation_level="READ COMMITTED",
+    )
+
+
+def _make_sqlite_engine(url: URL, *, echo: bool) -> Engine:
+    engine = create_engine(
+        url,
+        echo=echo,
+        # The writer thread and the loop's readers share the pool; SQLite itself serialises writes.
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    )
+    event.listen(engine, "connect", _configure_sqlite_connection)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection: sqlite3.Connection, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL: readers don't block the writer nor it them, so a second process (CLI, a watcher)
+        # can read while the gateway writes. An in-memory database stays in "memory" mode.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # SQLite ignores FOREIGN KEY clauses unless asked, per connection.
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
