@@ -148,7 +148,10 @@ def _upgrade_mysql(conn: Connection, migrations: list[Migration]) -> list[str]:
     try:
         SchemaMigration.__table__.create(conn, checkfirst=True)
         conn.commit()
-        applied = dict(conn.execute(select(SchemaMigration.name, SchemaMigration.checksum)).tuples().all())
+        applied = {
+            name: checksum
+            for name, checksum in conn.execute(select(SchemaMigration.name, SchemaMigration.checksum))
+        }
         conn.commit()
         ran: list[str] = []
         for migration in migrations:
@@ -164,7 +167,7 @@ def _upgrade_mysql(conn: Connection, migrations: list[Migration]) -> list[str]:
                     )
                 continue
             log.info("applying %s", migration.name)
-            _run_script(conn, migration)
+            apply_script(conn, migration)
             conn.execute(
                 SchemaMigration.__table__.insert().values(
                     name=migration.name, applied_at=utcnow(), checksum=migration.checksum
@@ -178,7 +181,8 @@ def _upgrade_mysql(conn: Connection, migrations: list[Migration]) -> list[str]:
         conn.commit()
 
 
-def _run_script(conn: Connection, migration: Migration) -> None:
+def apply_script(conn: Connection, migration: Migration) -> None:
+    """Run every statement of one SQL file on a MySQL connection (without recording it)."""
     # The driver's own cursor, not SQLAlchemy's text(): a ":name" or "%" in a file is SQL, not a
     # bind parameter, and pymysql formats nothing when given no arguments.
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
