@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from execgw.server.db.migrations import upgrade
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from execgw.server.db.migrations import upgrade
 
 MYSQL_URL_ENV = "EXECGW_TEST_MYSQL_URL"
 DEFAULT_TEST_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/test"

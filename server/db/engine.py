@@ -79,6 +79,9 @@ def _make_mysql_engine(url: URL, *, echo: bool) -> Engine:
         # replay, listings) see those commits at once instead of a REPEATABLE READ snapshot, and
         # avoids InnoDB's gap locks between concurrent writers.
         isolation_level="READ COMMITTED",
+        # The columns hold naive UTC, and the seed's DEFAULT/ON UPDATE CURRENT_TIMESTAMP follows the
+        # session time zone, which is the server's local time unless set.
+        connect_args={"init_command": "SET time_zone = '+00:00'"},
     )
 
 

@@ -177,8 +177,12 @@ def _upgrade_mysql(conn: Connection, migrations: list[Migration]) -> list[str]:
             ran.append(migration.name)
         return ran
     finally:
-        conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _UPGRADE_LOCK})
-        conn.commit()
+        try:
+            conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _UPGRADE_LOCK})
+            conn.commit()
+        except Exception:
+            # The lock dies with the connection anyway; don't hide the error that got us here.
+            log.debug("could not release %s", _UPGRADE_LOCK, exc_info=True)
 
 
 def apply_script(conn: Connection, migration: Migration) -> None:

@@ -13,6 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Column, Connection, Engine, Integer, MetaData, UniqueConstraint, inspect, text
+from sqlalchemy.schema import Index
+
 from execgw.server.db.engine import make_engine
 from execgw.server.db.migrations import (
     SQLITE_MODELS_MIGRATION,
@@ -23,8 +26,6 @@ from execgw.server.db.migrations import (
     upgrade,
 )
 from execgw.server.db.models import Base
-from sqlalchemy import Column, Connection, Engine, Integer, MetaData, UniqueConstraint, inspect, text
-from sqlalchemy.schema import Index
 
 SEED_PATCH = "20260123_trade_fills_and_orders.sql"
 SEED_ORDER_COLUMNS = {"ib_order_id", "ib_perm_id", "last_status_ts", "rejected_reason"}

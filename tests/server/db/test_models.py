@@ -8,6 +8,10 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError, InvalidRequestError
+from sqlalchemy.orm import Session, selectinload
+
 from execgw.server.db.engine import make_engine, make_session_factory
 from execgw.server.db.models import (
     EventKind,
@@ -20,9 +24,6 @@ from execgw.server.db.models import (
     TradeRun,
     execution_base,
 )
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError, InvalidRequestError
-from sqlalchemy.orm import Session, selectinload
 
 
 @pytest.fixture
