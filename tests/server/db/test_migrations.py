@@ -162,7 +162,12 @@ def test_upgrade_applies_only_a_new_patch(fresh_mysql_url: str, tmp_path: Path) 
 
 
 def _json_columns(conn: Connection) -> set[tuple[str, str]]:
-    """(table, column) pairs MariaDB declared as JSON: it stores them as LONGTEXT with a json_valid CHECK."""
+    """(table, column) pairs MariaDB declared as JSON: it stores them as LONGTEXT with a json_valid CHECK.
+
+    MySQL 8 has a real JSON type (and no TABLE_NAME in CHECK_CONSTRAINTS), so there is nothing to map.
+    """
+    if not conn.dialect.is_mariadb:
+        return set()
     rows = conn.execute(
         text(
             "SELECT TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
