@@ -31,4 +31,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # ibapi logs every message it sends and receives at INFO; keep that for --verbose.
+    logging.getLogger("ibapi").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     sys.exit(args.func(args))

@@ -1,0 +1,259 @@
+"""The gRPC servicer: only gRPC work (request mapping, status codes, streams) over the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from execgw.server.api import convert
+from execgw.server.api.errors import abort_bad_request, abort_precondition
+from execgw.server.db.models import RunStatus
+from execgw.server.engine.bus import EventBus, Subscription
+from execgw.server.engine.engine import (
+    ClientOrderIdConflict,
+    ExecutionEngine,
+    ModeNotConfigured,
+    NotConnected,
+    RunNotFound,
+)
+from execgw.server.engine.store import Store, StoredEvent
+from execgw.server.engine.validation import RawOrder, Violation, validate_run
+from execgw.v1 import execution_pb2 as pb
+from execgw.v1 import execution_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+REPLAY_PAGE = 500
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    max_orders_per_run: int = 100
+    default_deadline: timedelta = timedelta(seconds=60)
+    max_deadline: timedelta = timedelta(hours=1)
+    heartbeat_seconds: float = 10.0
+
+
+class ExecutionService(pb_grpc.ExecutionServiceServicer):
+    def __init__(self, engine: ExecutionEngine, store: Store, bus: EventBus, limits: ServiceLimits) -> None:
+        self._engine = engine
+        self._store = store
+        self._bus = bus
+        self._limits = limits
+
+    # -- SubmitRun -----------------------------------------------------------------------------
+
+    async def SubmitRun(
+        self, request: pb.SubmitRunRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitRunResponse:
+        deadline = request.deadline.ToTimedelta() if request.HasField("deadline") else None
+        run_request, violations = validate_run(
+            mode=convert.MODE_FROM_PROTO.get(request.mode, ""),
+            account=request.account,
+            orders=[_raw_order(o) for o in request.orders],
+            deadline=deadline,
+            submitted_by=request.submitted_by or context.peer() or "",
+            max_orders=self._limits.max_orders_per_run,
+            default_deadline=self._limits.default_deadline,
+            max_deadline=self._limits.max_deadline,
+        )
+        if run_request is None:
+            await abort_bad_request(context, violations)
+            raise AssertionError("unreachable")
+        try:
+            run, existing = await self._engine.submit_run(run_request)
+        except ModeNotConfigured:
+            await abort_precondition(
+                context, grpc.StatusCode.FAILED_PRECONDITION, "mode",
+                f"{run_request.mode} trading is not configured on this gateway",
+                f"mode: {run_request.mode} trading is not configured or not enabled on this gateway",
+            )
+            raise
+        except NotConnected:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"IB {run_request.mode} endpoint is not connected; nothing was written or sent, retry later",
+            )
+            raise
+        except ClientOrderIdConflict as conflict:
+            await abort_precondition(
+                context, grpc.StatusCode.ALREADY_EXISTS, f"client_order_id:{conflict.client_order_id}",
+                str(conflict), f"orders: {conflict}; nothing was written or sent",
+            )
+            raise
+        return pb.SubmitRunResponse(run=convert.run_to_proto(run, with_fills=False), existing=existing)
+
+    # -- GetRun / ListRuns / CancelRun -------------------------------------------------------------
+
+    async def GetRun(self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.GetRunResponse:
+        await self._require_run_id(request.run_id, context)
+        run = await self._store.get_run(request.run_id, with_fills=True)
+        if run is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"run_id: no run {request.run_id!r}")
+        return pb.GetRunResponse(run=convert.run_to_proto(run, with_fills=True))
+
+    async def ListRuns(
+        self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListRunsResponse:
+        if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
+            await abort_bad_request(context, [Violation("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")])
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        before = None
+        if request.page_token:
+            before = _decode_page_token(request.page_token)
+            if before is None:
+                await abort_bad_request(context, [Violation("page_token", "not a token this gateway issued")])
+        runs = await self._store.list_runs(size + 1, before)
+        response = pb.ListRunsResponse(runs=[convert.run_to_proto(r, with_fills=False) for r in runs[:size]])
+        if len(runs) > size:
+            last = runs[size - 1]
+            response.next_page_token = _encode_page_token(last.created_at, last.id)
+        return response
+
+    async def CancelRun(
+        self, request: pb.CancelRunRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelRunResponse:
+        await self._require_run_id(request.run_id, context)
+        try:
+            run, outcomes = await self._engine.cancel_run(request.run_id)
+        except RunNotFound:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"run_id: no run {request.run_id!r}")
+            raise
+        except NotConnected as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"IB {exc} endpoint is not connected; retry the cancel")
+            raise
+        run_full = await self._store.get_run(run.id, with_fills=True)
+        return pb.CancelRunResponse(
+            run=convert.run_to_proto(run_full or run, with_fills=True),
+            outcomes=[
+                pb.OrderCancelOutcome(
+                    client_order_id=o.client_order_id, ib_order_id=o.ib_order_id,
+                    status=pb.OrderStatus.Value(f"ORDER_STATUS_{o.status}"), ib_code=o.ib_code, message=o.message,
+                )
+                for o in outcomes
+            ],
+        )
+
+    # -- WatchRun ------------------------------------------------------------------------------------
+
+    async def WatchRun(
+        self, request: pb.WatchRunRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchRunResponse]:
+        await self._require_run_id(request.run_id, context)
+        if request.after_sequence < 0:
+            await abort_bad_request(context, [Violation("after_sequence", "must be 0 or positive")])
+        # Subscribe before reading the database: an event committed in between is then in both,
+        # and the sequence check below drops the second copy. Nothing falls between the two.
+        subscription = self._bus.subscribe(request.run_id)
+        try:
+            run = await self._store.get_run(request.run_id, with_fills=False)
+            if run is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"run_id: no run {request.run_id!r}")
+                return
+            last = request.after_sequence
+            finished = run.status != RunStatus.RUNNING.value and run.last_sequence <= last
+            last_was_final = False
+            while not finished:
+                # Replay from the database: the first time, and whenever live delivery has a gap.
+                while True:
+                    page = await self._store.events_after(request.run_id, last, REPLAY_PAGE)
+                    for event in page:
+                        yield pb.WatchRunResponse(event=convert.event_to_proto(event))
+                        last, last_was_final = event.sequence, event.is_final
+                    if len(page) < REPLAY_PAGE:
+                        break
+                if last_was_final and await self._nothing_after(request.run_id, last):
+                    return
+                # Live.
+                async for event in self._live(subscription, last, context):
+                    if event is None:  # a gap: go back to the database
+                        break
+                    if isinstance(event, pb.Heartbeat):
+                        yield pb.WatchRunResponse(heartbeat=event)
+                        continue
+                    yield pb.WatchRunResponse(event=convert.event_to_proto(event))
+                    last = event.sequence
+                    if event.is_final and subscription.queue.empty():
+                        return
+                else:
+                    return
+        finally:
+            self._bus.unsubscribe(subscription)
+
+    async def _live(
+        self, subscription: Subscription, last: int, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[StoredEvent | pb.Heartbeat | None]:
+        """Live events in sequence; a Heartbeat when quiet; None when a gap needs a replay."""
+        while True:
+            try:
+                event = await asyncio.wait_for(subscription.queue.get(), self._limits.heartbeat_seconds)
+            except TimeoutError:
+                yield pb.Heartbeat(server_time=_now_stamp(), last_sequence=last)
+                continue
+            if event is None:
+                if subscription.closed:
+                    await context.abort(
+                        grpc.StatusCode.UNAVAILABLE,
+                        f"gateway shutting down; resume with after_sequence={last}",
+                    )
+                if subscription.overflowed:
+                    await context.abort(
+                        grpc.StatusCode.UNAVAILABLE,
+                        f"watcher fell behind; resume with after_sequence={last}",
+                    )
+                continue
+            if event.sequence <= last:
+                continue
+            if event.sequence > last + 1:
+                yield None
+                return
+            last = event.sequence
+            yield event
+
+    async def _nothing_after(self, run_id: str, sequence: int) -> bool:
+        return not await self._store.events_after(run_id, sequence, 1)
+
+    async def _require_run_id(self, run_id: str, context: grpc.aio.ServicerContext) -> None:
+        if not run_id:
+            await abort_bad_request(context, [Violation("run_id", "required")])
+
+
+def _raw_order(order: pb.OrderSpec) -> RawOrder:
+    return RawOrder(
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        sec_type=order.sec_type,
+        exchange=order.exchange,
+        primary_exchange=order.primary_exchange,
+        currency=order.currency,
+        side=convert.SIDE_FROM_PROTO.get(order.side, ""),
+        quantity=order.quantity,
+        order_type=order.order_type,
+    )
+
+
+def _now_stamp() -> Timestamp:
+    stamp = Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
+
+
+def _encode_page_token(created_at: datetime, run_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{run_id}".encode()).decode()
+
+
+def _decode_page_token(token: str) -> tuple[datetime, str] | None:
+    try:
+        created, run_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), run_id
+    except (ValueError, UnicodeDecodeError):
+        return None

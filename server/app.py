@@ -1,0 +1,154 @@
+"""The gateway process: database, engine, IB sessions, gRPC server, and an orderly shutdown.
+
+Start-up and shutdown live here in one readable place. Shutdown order matters: health goes
+NOT_SERVING first (load balancers stop sending), watch streams end with UNAVAILABLE (clients
+resume), the gRPC server drains, the engine applies what IB already sent, then IB disconnects
+and the writer finishes its last transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from execgw.server.api.service import ExecutionService, ServiceLimits
+from execgw.server.config import Settings, split_host_port
+from execgw.server.db.engine import display_url, make_engine, resolve_database_url
+from execgw.server.db.migrations import upgrade
+from execgw.server.engine.bus import EventBus
+from execgw.server.engine.engine import EngineTimings, ExecutionEngine
+from execgw.server.engine.store import Store
+from execgw.server.ib.endpoint import Endpoint
+from execgw.server.ib.session import IBSession
+from execgw.sim.simulator import Simulator
+from execgw.v1 import execution_pb2, execution_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = execution_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name
+
+
+def endpoint_health_name(mode: str) -> str:
+    """Health service name of one IB endpoint, e.g. `execgw.ib.paper`."""
+    return f"execgw.ib.{mode}"
+
+
+class Gateway:
+    def __init__(self, settings: Settings, *, timings: EngineTimings | None = None) -> None:
+        self.settings = settings
+        self.timings = timings
+        self.port: int = 0
+        self.simulator: Simulator | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self.engine: ExecutionEngine | None = None
+        self.store: Store | None = None
+        self.bus = EventBus()
+
+    async def start(self) -> int:
+        settings = self.settings
+        database_url = resolve_database_url(settings.database_url)
+        log.info("database %s", display_url(database_url))
+        await asyncio.get_running_loop().run_in_executor(None, upgrade, database_url)
+        self.store = Store(make_engine(database_url))
+        self.engine = ExecutionEngine(self.store, self.bus, self.timings)
+        for endpoint in await self._endpoints():
+            self.engine.add_session(
+                IBSession(endpoint, self.engine.on_ib_event, pacing_per_second=settings.pacing_per_second)
+            )
+        self.engine.connection_listeners.append(self._endpoint_health)
+        for mode in self.engine.sessions:
+            await self._set_health(endpoint_health_name(mode), False)
+        await self.engine.start()
+
+        server = grpc.aio.server()
+        limits = ServiceLimits(
+            max_orders_per_run=settings.max_orders_per_run,
+            default_deadline=timedelta(seconds=settings.default_deadline_seconds),
+            max_deadline=timedelta(seconds=settings.max_deadline_seconds),
+            heartbeat_seconds=settings.heartbeat_seconds,
+        )
+        execution_pb2_grpc.add_ExecutionServiceServicer_to_server(
+            ExecutionService(self.engine, self.store, self.bus, limits), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        host, port = split_host_port(settings.listen)
+        self.port = server.add_insecure_port(f"{host}:{port}")
+        await server.start()
+        self._server = server
+        await self._set_health("", True)
+        await self._set_health(SERVICE_NAME, True)
+        log.info("execgw listening on %s:%d", host, self.port)
+        return self.port
+
+    async def _endpoints(self) -> list[Endpoint]:
+        settings = self.settings
+        endpoints = []
+        if settings.ib_paper:
+            host, port = split_host_port(settings.ib_paper)
+        else:
+            host, port = "127.0.0.1", await self._start_simulator()
+        endpoints.append(Endpoint("paper", host, port, settings.ib_client_id))
+        if settings.ib_live and settings.live_enabled:
+            host, port = split_host_port(settings.ib_live)
+            endpoints.append(Endpoint("live", host, port, settings.ib_client_id))
+        elif settings.ib_live:
+            log.warning("ib_live is set but live_enabled is false: live runs are refused")
+        return endpoints
+
+    async def _start_simulator(self) -> int:
+        simulator = Simulator(accounts=[self.settings.sim_account])
+        port = await simulator.start("127.0.0.1", 0)
+        self.simulator = simulator
+        log.info("no EXECGW_IB_PAPER: paper trading goes to the built-in TWS simulator on 127.0.0.1:%d", port)
+        return port
+
+    def _endpoint_health(self, mode: str, connected: bool) -> None:
+        asyncio.get_running_loop().create_task(self._set_health(endpoint_health_name(mode), connected))
+
+    async def _set_health(self, name: str, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        await self._health.set(name, status)
+
+    async def wait_connected(self, timeout: float = 15.0) -> bool:
+        assert self.engine is not None
+        results = [await s.wait_ready(timeout) for s in self.engine.sessions.values()]
+        return all(results)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        log.info("execgw shutting down")
+        await self._set_health("", False)
+        await self._set_health(SERVICE_NAME, False)
+        self.bus.close_all()
+        if self._server is not None:
+            await self._server.stop(grace)
+        if self.engine is not None:
+            await self.engine.stop()
+        if self.store is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.store.close)
+        if self.simulator is not None:
+            await self.simulator.stop()
+        log.info("execgw stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """Runs the gateway until SIGTERM or SIGINT, then shuts it down gracefully."""
+    gateway = Gateway(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await gateway.start()
+    try:
+        await stop.wait()
+    finally:
+        await gateway.stop()

@@ -1,0 +1,78 @@
+"""Layered configuration: command-line flags over environment (EXECGW_*) over a TOML file.
+
+The environment names EXECGW_DATABASE_URL, EXECGW_LISTEN, EXECGW_IB_PAPER, EXECGW_IB_LIVE and
+EXECGW_IB_CLIENT_ID are fixed: operators script against them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXECGW_", extra="forbid")
+
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; unset means the embedded SQLite file ./execgw-data/execgw.sqlite3"
+    )
+    listen: str = Field("127.0.0.1:50051", description="host:port the gRPC server binds")
+    ib_paper: str | None = Field(
+        None, description="host:port of the paper TWS/IB Gateway; unset starts the built-in simulator"
+    )
+    ib_live: str | None = Field(None, description="host:port of the live TWS/IB Gateway; unset disables live")
+    live_enabled: bool = Field(False, description="live runs are refused unless this is true and ib_live is set")
+    ib_client_id: int = Field(1, ge=0, description="IB API client id the gateway connects with")
+    pacing_per_second: int = Field(45, ge=1, le=49, description="outgoing IB messages per second (IB allows 50)")
+    max_orders_per_run: int = Field(100, ge=1)
+    default_deadline_seconds: float = Field(60.0, gt=0)
+    max_deadline_seconds: float = Field(3600.0, gt=0)
+    heartbeat_seconds: float = Field(10.0, gt=0, description="WatchRun heartbeat when a stream is quiet")
+    sim_account: str = Field("DU1234567", description="account of the built-in simulator")
+
+    @field_validator("listen", "ib_paper", "ib_live")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_host_port(value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
+    """Flags (None = not given) over EXECGW_* over the TOML file."""
+    given = {key: value for key, value in flags.items() if value is not None}
+    if config_file is None:
+        return Settings(**given)
+    if not config_file.is_file():
+        raise FileNotFoundError(f"config file {config_file} does not exist")
+
+    class FromFile(Settings):
+        model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": config_file})
+
+    return FromFile(**given)

@@ -1,0 +1,507 @@
+"""The execution engine: the one place that decides what happens to runs and orders.
+
+It takes commands (submit, cancel) from the API and events from the IB sessions, applies them
+through the store (state change and event row in one transaction), publishes what committed,
+and drives each run to its end: all orders done or the deadline passed → cancel what is left,
+reconcile executions with IB, decide the run's status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from execgw.server.db.models import EventKind, OrderStatus, RunStatus, TradeFill, TradeOrder, TradeRun, utcnow
+from execgw.server.engine import state
+from execgw.server.engine.bus import EventBus
+from execgw.server.engine.recorder import Recorder, order_status_payload
+from execgw.server.engine.store import Store
+from execgw.server.engine.validation import OrderRequest, RunRequest
+from execgw.server.ib import events as ib
+from execgw.server.ib.session import IBSession, MarketOrder
+
+log = logging.getLogger(__name__)
+
+# IB's answers to a cancel request, kept for CancelRun's report.
+CANCEL_ANSWER_CODES = frozenset({161, 202, 10147, 10148})
+CONNECTIVITY_LOST = 1100
+CONNECTIVITY_RESTORED_DATA_LOST = 1101
+CONNECTIVITY_RESTORED = 1102
+
+
+class NotConnected(Exception):
+    """The IB endpoint of the requested mode is down: nothing was written or sent."""
+
+
+class ModeNotConfigured(Exception):
+    pass
+
+
+class ClientOrderIdConflict(Exception):
+    def __init__(self, client_order_id: str, detail: str) -> None:
+        super().__init__(f"client_order_id {client_order_id!r} {detail}")
+        self.client_order_id = client_order_id
+
+
+class RunNotFound(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class EngineTimings:
+    cancel_wait: float = 10.0  # how long to wait for IB to answer cancels
+    reconcile_timeout: float = 15.0  # how long reqExecutions may take before we call it failed
+    commission_grace: float = 3.0  # how long a finished run waits for missing commissions
+    retry_interval: float = 2.0  # between attempts to finish a run IB could not be asked about
+
+
+@dataclass
+class CancelOutcome:
+    client_order_id: str
+    ib_order_id: int
+    status: str
+    ib_code: int
+    message: str
+
+
+@dataclass
+class _RunClock:
+    timer: asyncio.TimerHandle | None = None
+    cancelled_by_caller: bool = False
+    finishing: asyncio.Task[None] | None = None
+    cancel_answers: dict[int, tuple[int, str]] = field(default_factory=dict)
+
+
+class ExecutionEngine:
+    def __init__(self, store: Store, bus: EventBus, timings: EngineTimings | None = None) -> None:
+        self.store = store
+        self.bus = bus
+        self.timings = timings or EngineTimings()
+        self.sessions: dict[str, IBSession] = {}
+        self._inbox: asyncio.Queue[ib.IbEvent] = asyncio.Queue()
+        self._consumer: asyncio.Task[None] | None = None
+        self._runs: dict[str, _RunClock] = {}
+        self._changed = asyncio.Condition()
+        self._execution_requests: dict[int, asyncio.Future[None]] = {}
+        # Commission reports that arrived before their execution; touched only on the writer thread.
+        self._early_commissions: dict[str, ib.CommissionReport] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        # Told (mode, connected) whenever an IB endpoint comes or goes; the health service listens.
+        self.connection_listeners: list[Callable[[str, bool], None]] = []
+
+    # -- wiring -------------------------------------------------------------------------------
+
+    def on_ib_event(self, event: ib.IbEvent) -> None:
+        """The IB sessions' sink; called on the loop."""
+        self._inbox.put_nowait(event)
+
+    def add_session(self, session: IBSession) -> None:
+        self.sessions[session.endpoint.mode] = session
+
+    async def start(self) -> None:
+        for session in self.sessions.values():
+            floor = await self.store.max_ib_order_id(session.endpoint.address, session.endpoint.client_id)
+            session.order_ids.raise_floor(floor + 1)
+        self._consumer = asyncio.get_running_loop().create_task(self._consume(), name="engine-inbox")
+        for session in self.sessions.values():
+            session.start()
+        await self._resume_open_runs()
+
+    async def stop(self) -> None:
+        for clock in self._runs.values():
+            if clock.timer is not None:
+                clock.timer.cancel()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        for session in self.sessions.values():
+            await session.stop()
+        if self._consumer is not None:
+            await self._drain_inbox()
+            self._consumer.cancel()
+            await asyncio.gather(self._consumer, return_exceptions=True)
+
+    def _spawn(self, coro: object, name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def mode_ready(self, mode: str) -> bool:
+        session = self.sessions.get(mode)
+        return session is not None and session.ready
+
+    async def submit_run(self, request: RunRequest) -> tuple[TradeRun, bool]:
+        """Records the run and its orders, then sends them. Returns (run, existing)."""
+        session = self.sessions.get(request.mode)
+        if session is None:
+            raise ModeNotConfigured(request.mode)
+        existing = await self._existing_run(request)
+        if existing is not None:
+            return existing, True
+        if not session.ready:
+            raise NotConnected(request.mode)
+        ids = session.order_ids.allocate(len(request.orders))
+        run_id = str(uuid.uuid4())
+        deadline_at = utcnow() + request.deadline
+
+        def create(rec: Recorder) -> None:
+            now = utcnow()
+            run = TradeRun(
+                id=run_id, mode=request.mode, account=request.account or None, status=RunStatus.RUNNING.value,
+                status_reason="submitted", submitted_by=request.submitted_by or None, deadline_at=deadline_at,
+                last_sequence=0, created_at=now, updated_at=now,
+            )
+            rec.session.add(run)
+            rec.session.flush()  # the run row first: events and orders refer to it
+            rec.emit(run, EventKind.RUN_STATUS, {
+                "status": "RUN_STATUS_RUNNING", "previous_status": "RUN_STATUS_UNSPECIFIED",
+                "reason": f"submitted {len(request.orders)} orders", "final": False,
+            })
+            for order_id, spec in zip(ids, request.orders, strict=True):
+                order = _order_row(run_id, spec, request.account, session, order_id)
+                rec.session.add(order)
+                rec.session.flush()
+                rec.emit(run, EventKind.ORDER_STATUS, order_status_payload(order, "UNSPECIFIED", ""), order=order)
+
+        try:
+            _, events = await self.store.write(create)
+        except IntegrityError:
+            # Another request with these client_order_ids committed first: answer as a retry would.
+            existing = await self._existing_run(request)
+            if existing is None:
+                raise
+            return existing, True
+        self.bus.publish(events)
+        self._runs[run_id] = clock = _RunClock()
+        clock.timer = asyncio.get_running_loop().call_later(
+            request.deadline.total_seconds(), self._deadline_passed, run_id
+        )
+        run = await self.store.get_run(run_id)
+        assert run is not None
+        self._spawn(self._send_orders(session, run), f"send-{run_id}")
+        return run, False
+
+    async def _existing_run(self, request: RunRequest) -> TradeRun | None:
+        """The run these client_order_ids already belong to, if the request repeats it exactly."""
+        wanted = {o.client_order_id: o for o in request.orders}
+
+        def query(session: Session) -> list[TradeOrder]:
+            return list(session.scalars(select(TradeOrder).where(TradeOrder.client_order_id.in_(wanted))))
+
+        found = await self.store.read(query)
+        if not found:
+            return None
+        run_ids = {o.run_id for o in found}
+        first = found[0]
+        if len(run_ids) > 1:
+            raise ClientOrderIdConflict(first.client_order_id, "belongs to another run")
+        run = await self.store.get_run(first.run_id, with_fills=False)
+        assert run is not None
+        stored = {o.client_order_id: o for o in run.orders}
+        for client_order_id in wanted:
+            if client_order_id not in stored:
+                taken = next(iter(stored))
+                raise ClientOrderIdConflict(taken, f"is already in run {run.id}, which has no {client_order_id!r}")
+        for client_order_id, order in stored.items():
+            spec = wanted.get(client_order_id)
+            if spec is None:
+                raise ClientOrderIdConflict(client_order_id, f"run {run.id} has more orders than this request")
+            if _order_differs(order, spec) or run.mode != request.mode or (run.account or "") != request.account:
+                raise ClientOrderIdConflict(client_order_id, f"was already submitted in run {run.id} with different contents")
+        return run
+
+    async def _send_orders(self, session: IBSession, run: TradeRun) -> None:
+        for order in run.orders:
+            try:
+                await session.place_market_order(
+                    MarketOrder(
+                        order_id=order.ib_order_id or 0, order_ref=order.client_order_id, symbol=order.symbol,
+                        sec_type=order.sec_type, exchange=order.exchange,
+                        primary_exchange=order.primary_exchange or "", currency=order.currency,
+                        side=order.side, quantity=order.quantity, account=order.account or "",
+                    )
+                )
+                log.info("placed %s %s %g %s as IB order %s (run %s)", order.client_order_id, order.side,
+                         order.quantity, order.symbol, order.ib_order_id, run.id)
+            except ConnectionError as exc:
+                # Left PENDING_SUBMIT: reconciliation by orderRef decides whether IB has it.
+                log.error("could not send %s to IB: %s", order.client_order_id, exc)
+
+    async def cancel_run(self, run_id: str) -> tuple[TradeRun, list[CancelOutcome]]:
+        run = await self.store.get_run(run_id, with_fills=False)
+        if run is None:
+            raise RunNotFound(run_id)
+        clock = self._runs.setdefault(run_id, _RunClock())
+        outcomes: list[CancelOutcome] = []
+        if run.status == RunStatus.RUNNING.value:
+            clock.cancelled_by_caller = True
+            session = self.sessions.get(run.mode)
+            if session is None or not session.ready:
+                raise NotConnected(run.mode)
+            await self._cancel_open_orders(session, run, clock)
+            await self._finish(run_id)
+        refreshed = await self.store.get_run(run_id, with_fills=False)
+        assert refreshed is not None
+        for order in refreshed.orders:
+            code, message = clock.cancel_answers.get(order.ib_order_id or -1, (0, ""))
+            if not message and OrderStatus(order.status) in state.DONE_STATES and run.status != RunStatus.RUNNING.value:
+                message = "run had already finished; nothing sent"
+            outcomes.append(CancelOutcome(order.client_order_id, order.ib_order_id or 0, order.status, code, message))
+        return refreshed, outcomes
+
+    # -- events from IB ---------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        while True:
+            first = await self._inbox.get()
+            batch = [first]
+            while not self._inbox.empty() and len(batch) < 500:
+                batch.append(self._inbox.get_nowait())
+            try:
+                await self._handle(batch)
+            except Exception:
+                log.exception("failed to apply %d IB events", len(batch))
+
+    async def _drain_inbox(self) -> None:
+        batch = []
+        while not self._inbox.empty():
+            batch.append(self._inbox.get_nowait())
+        if batch:
+            await self._handle(batch)
+
+    async def _handle(self, batch: list[ib.IbEvent]) -> None:
+        """Applies a batch in arrival order; control events split it so that, e.g., the end of an
+        execution request is seen only after the executions before it are committed."""
+        pending: list[ib.IbEvent] = []
+        for event in batch:
+            if isinstance(event, ib.OrderStatusReport | ib.ExecutionReport | ib.CommissionReport):
+                pending.append(event)
+                continue
+            if isinstance(event, ib.IbError):
+                self._note_error(event)
+                if event.code in state.REJECTING_ERROR_CODES or event.code == state.ORDER_CANCELLED_CODE:
+                    pending.append(event)
+                    continue
+            await self._apply(pending)
+            pending = []
+            self._control(event)
+        await self._apply(pending)
+
+    async def _apply(self, events: list[ib.IbEvent]) -> None:
+        if not events:
+            return
+        early = self._early_commissions
+
+        def work(rec: Recorder) -> set[str]:
+            touched: set[str] = set()
+            for event in events:
+                order: TradeOrder | None = None
+                if isinstance(event, ib.OrderStatusReport):
+                    order = rec.apply_order_status(event)
+                elif isinstance(event, ib.ExecutionReport):
+                    fill = rec.record_fill(event)
+                    if fill is not None:
+                        order = rec.session.get(TradeOrder, fill.order_id)
+                        waiting = early.pop(fill.exec_id, None)
+                        if waiting is not None:
+                            rec.merge_commission(waiting)
+                        assert order is not None
+                        rec.refresh_finished_run(order)
+                elif isinstance(event, ib.CommissionReport):
+                    if not rec.merge_commission(event):
+                        early[event.exec_id] = event
+                elif isinstance(event, ib.IbError):
+                    order = rec.apply_error(event)
+                if order is not None:
+                    touched.add(order.run_id)
+            return {run_id for run_id in touched if _all_done(rec, run_id)}
+
+        done_runs, committed = await self.store.write(work)
+        self.bus.publish(committed)
+        async with self._changed:
+            self._changed.notify_all()
+        for run_id in done_runs:
+            self._finish_soon(run_id)
+
+    def _note_error(self, error: ib.IbError) -> None:
+        if error.code in CANCEL_ANSWER_CODES:
+            for clock in self._runs.values():
+                clock.cancel_answers.setdefault(error.req_id, (error.code, error.message))
+        level = logging.INFO if 2100 <= error.code < 2200 else logging.WARNING
+        log.log(level, "IB %s error %d (id %d): %s", error.endpoint, error.code, error.req_id, error.message)
+
+    def _control(self, event: ib.IbEvent) -> None:
+        if isinstance(event, ib.ExecutionsEnd):
+            future = self._execution_requests.pop(event.req_id, None)
+            if future is not None and not future.done():
+                future.set_result(None)
+        elif isinstance(event, ib.Connected | ib.Disconnected):
+            self._connection_changed(event)
+        elif isinstance(event, ib.IbError) and event.code == CONNECTIVITY_RESTORED_DATA_LOST:
+            session = self._session_at(event.endpoint)
+            if session is not None:
+                self._spawn(self._reconcile(session), f"reconcile-{session.endpoint.mode}")
+
+    def _connection_changed(self, event: ib.Connected | ib.Disconnected) -> None:
+        session = self._session_at(event.endpoint)
+        if session is None:
+            return
+        for listener in self.connection_listeners:
+            listener(session.endpoint.mode, isinstance(event, ib.Connected))
+        if isinstance(event, ib.Connected):
+            # Whatever IB executed while we were away is recovered by asking for the day's executions.
+            self._spawn(self._reconcile(session), f"reconcile-{session.endpoint.mode}")
+        else:
+            for future in self._execution_requests.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("IB disconnected during reqExecutions"))
+
+    def _session_at(self, address: str) -> IBSession | None:
+        return next((s for s in self.sessions.values() if s.endpoint.address == address), None)
+
+    # -- reconciliation and finishing runs ----------------------------------------------------------
+
+    async def _reconcile(self, session: IBSession) -> bool:
+        """Asks IB for the day's executions of our client id and waits until they are stored."""
+        req_id = session.new_request_id()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._execution_requests[req_id] = future
+        try:
+            await session.request_executions(req_id)
+            await asyncio.wait_for(future, self.timings.reconcile_timeout)
+            return True
+        except (TimeoutError, ConnectionError) as exc:
+            log.warning("reconciling executions with IB %s failed: %s", session.endpoint.mode, exc or "timeout")
+            return False
+        finally:
+            self._execution_requests.pop(req_id, None)
+
+    def _deadline_passed(self, run_id: str) -> None:
+        log.info("run %s reached its deadline", run_id)
+        self._finish_soon(run_id)
+
+    def _finish_soon(self, run_id: str) -> None:
+        clock = self._runs.setdefault(run_id, _RunClock())
+        if clock.finishing is None or clock.finishing.done():
+            clock.finishing = self._spawn(self._finish(run_id), f"finish-{run_id}")
+
+    async def _finish(self, run_id: str) -> None:
+        """Cancel what is open, reconcile executions with IB, then decide the run's status.
+        Retried while IB cannot be asked: an unanswered reconciliation is not "no fills"."""
+        clock = self._runs.setdefault(run_id, _RunClock())
+        while True:
+            run = await self.store.get_run(run_id, with_fills=False)
+            if run is None or run.status != RunStatus.RUNNING.value:
+                return
+            session = self.sessions.get(run.mode)
+            if session is not None and session.ready:
+                await self._cancel_open_orders(session, run, clock)
+                if await self._reconcile(session):
+                    await self._wait_for_commissions(run_id)
+                    _, events = await self.store.write(
+                        lambda rec: rec.finish_run(rec.session.get(TradeRun, run_id), clock.cancelled_by_caller)
+                    )
+                    self.bus.publish(events)
+                    if clock.timer is not None:
+                        clock.timer.cancel()
+                    log.info("run %s finished: %s", run_id, events[-1].payload["status"] if events else "?")
+                    return
+            await asyncio.sleep(self.timings.retry_interval)
+
+    async def _cancel_open_orders(self, session: IBSession, run: TradeRun, clock: _RunClock) -> None:
+        open_orders = [o for o in run.orders if OrderStatus(o.status) not in state.DONE_STATES]
+        if not open_orders:
+            return
+        for order in open_orders:
+            if order.ib_order_id:
+                await session.cancel_order(order.ib_order_id)
+        await self._wait_until(lambda: self._orders_done(run.id), self.timings.cancel_wait)
+
+    async def _orders_done(self, run_id: str) -> bool:
+        return await self.store.read(lambda s: _all_done_in(s, run_id))
+
+    async def _wait_for_commissions(self, run_id: str) -> None:
+        def all_charged(session: Session) -> bool:
+            return session.scalar(
+                select(TradeFill.id)
+                .join(TradeOrder, TradeFill.order_id == TradeOrder.id)
+                .where(TradeOrder.run_id == run_id, TradeFill.commission.is_(None), TradeFill.superseded_by.is_(None))
+                .limit(1)
+            ) is None
+
+        await self._wait_until(lambda: self.store.read(all_charged), self.timings.commission_grace)
+
+    async def _wait_until(self, predicate: Callable[[], object], timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while True:
+            if await predicate():  # type: ignore[misc]
+                return True
+            remaining = end - loop.time()
+            if remaining <= 0:
+                return False
+            async with self._changed:
+                try:
+                    await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+                except TimeoutError:
+                    pass
+
+    async def _resume_open_runs(self) -> None:
+        """Runs left RUNNING by a previous process get their deadlines back."""
+
+        def query(session: Session) -> list[tuple[str, object]]:
+            rows = session.execute(
+                select(TradeRun.id, TradeRun.deadline_at).where(TradeRun.status == RunStatus.RUNNING.value)
+            )
+            return [(r[0], r[1]) for r in rows]
+
+        now = utcnow()
+        for run_id, deadline_at in await self.store.read(query):
+            delay = max((deadline_at - now).total_seconds(), 0.0) if deadline_at else 0.0  # type: ignore[operator]
+            clock = self._runs.setdefault(run_id, _RunClock())
+            clock.timer = asyncio.get_running_loop().call_later(delay, self._deadline_passed, run_id)
+            log.info("resuming open run %s (deadline in %.0fs)", run_id, delay)
+
+
+def _order_row(run_id: str, spec: OrderRequest, account: str, session: IBSession, ib_order_id: int) -> TradeOrder:
+    now = utcnow()
+    return TradeOrder(
+        run_id=run_id, client_order_id=spec.client_order_id, symbol=spec.symbol, sec_type=spec.sec_type,
+        exchange=spec.exchange, primary_exchange=spec.primary_exchange or None, currency=spec.currency,
+        side=spec.side, quantity=spec.quantity, order_type=spec.order_type, account=account or None,
+        status=OrderStatus.PENDING_SUBMIT.value, filled_qty=0.0, ib_endpoint=session.endpoint.address,
+        ib_client_id=session.endpoint.client_id, ib_order_id=ib_order_id, created_at=now, updated_at=now,
+    )
+
+
+def _order_differs(order: TradeOrder, spec: OrderRequest) -> bool:
+    return (
+        order.symbol, order.sec_type, order.exchange, order.primary_exchange or "", order.currency,
+        order.side, order.quantity, order.order_type,
+    ) != (
+        spec.symbol, spec.sec_type, spec.exchange, spec.primary_exchange, spec.currency,
+        spec.side, spec.quantity, spec.order_type,
+    )
+
+
+def _all_done(rec: Recorder, run_id: str) -> bool:
+    run = rec.session.get(TradeRun, run_id)
+    if run is None or run.status != RunStatus.RUNNING.value:
+        return False
+    return all(OrderStatus(o.status) in state.DONE_STATES for o in rec.orders_of(run_id))
+
+
+def _all_done_in(session: Session, run_id: str) -> bool:
+    statuses = session.scalars(select(TradeOrder.status).where(TradeOrder.run_id == run_id))
+    return all(OrderStatus(s) in state.DONE_STATES for s in statuses)
+

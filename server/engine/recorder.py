@@ -1,0 +1,348 @@
+"""Applies IB's reports to the database inside one transaction, and writes the event rows.
+
+This is the seed's `_apply_order_status` and `_record_fill`, grown up: IB's duplicates are
+ignored, a correction replaces the execution it corrects, a commission is merged into its fill,
+and every change appends an event to the run's log in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from execgw.server.db.models import (
+    EventKind,
+    OrderStatus,
+    RunStatus,
+    TradeEvent,
+    TradeFill,
+    TradeOrder,
+    TradeRun,
+    utcnow,
+)
+from execgw.server.engine import state
+from execgw.server.ib import events as ib
+
+log = logging.getLogger(__name__)
+
+
+def naive_utc(moment: datetime | None) -> datetime | None:
+    """Columns hold naive UTC (MySQL DATETIME has no zone)."""
+    return None if moment is None else moment.replace(tzinfo=None)
+
+
+def order_status_payload(
+    order: TradeOrder, previous: str, ib_status: str, reason: str | None = None
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "client_order_id": order.client_order_id,
+        "ib_order_id": order.ib_order_id or 0,
+        "status": f"ORDER_STATUS_{order.status}",
+        "previous_status": f"ORDER_STATUS_{previous}",
+        "filled_quantity": order.filled_qty,
+        "remaining_quantity": max(order.quantity - order.filled_qty, 0.0),
+        "ib_perm_id": order.ib_perm_id or 0,
+        "ib_status": ib_status,
+        "reason": reason or "",
+    }
+    if order.avg_fill_price is not None:
+        payload["avg_fill_price"] = order.avg_fill_price
+    return payload
+
+
+class Recorder:
+    """One transaction's state changes. Collects the event rows it writes, in sequence order."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.events: list[TradeEvent] = []
+
+    # -- the event log ------------------------------------------------------------------------
+
+    def emit(
+        self,
+        run: TradeRun,
+        kind: EventKind,
+        payload: dict[str, Any],
+        *,
+        order: TradeOrder | None = None,
+        ib_time: datetime | None = None,
+    ) -> TradeEvent:
+        run.last_sequence += 1
+        run.updated_at = utcnow()
+        event = TradeEvent(
+            run_id=run.id,
+            sequence=run.last_sequence,
+            kind=kind.value,
+            order_id=order.id if order is not None else None,
+            payload=payload,
+            ib_time=naive_utc(ib_time),
+            stored_at=utcnow(),
+        )
+        self.session.add(event)
+        self.events.append(event)
+        return event
+
+    def run_of(self, order: TradeOrder) -> TradeRun:
+        run = self.session.get(TradeRun, order.run_id)
+        assert run is not None, "trade_orders.run_id is a foreign key"
+        return run
+
+    def set_order_status(
+        self, order: TradeOrder, status: OrderStatus, ib_status: str, reason: str | None = None,
+        ib_time: datetime | None = None,
+    ) -> None:
+        previous = order.status
+        if previous == status:
+            return
+        order.status = status.value
+        self.emit(
+            self.run_of(order),
+            EventKind.ORDER_STATUS,
+            order_status_payload(order, previous, ib_status, reason),
+            order=order,
+            ib_time=ib_time,
+        )
+
+    # -- finding the order IB means ---------------------------------------------------------------
+
+    def find_order(
+        self, *, order_ref: str, perm_id: int, endpoint: str, client_id: int, order_id: int
+    ) -> TradeOrder | None:
+        """By orderRef, then permId, then IB order id: orderStatus carries no orderRef, and an
+        order id alone is ambiguous across endpoints, client ids and rolled-back Gateways."""
+        if order_ref:
+            order = self.session.scalar(select(TradeOrder).where(TradeOrder.client_order_id == order_ref))
+            if order is not None:
+                return order
+        if perm_id > 0:
+            order = self.session.scalar(select(TradeOrder).where(TradeOrder.ib_perm_id == perm_id))
+            if order is not None:
+                return order
+        if order_id > 0:
+            return self.session.scalar(
+                select(TradeOrder).where(
+                    TradeOrder.ib_endpoint == endpoint,
+                    TradeOrder.ib_client_id == client_id,
+                    TradeOrder.ib_order_id == order_id,
+                )
+            )
+        return None
+
+    # -- IB reports --------------------------------------------------------------------------------
+
+    def apply_order_status(self, report: ib.OrderStatusReport) -> TradeOrder | None:
+        order = self.find_order(
+            order_ref=report.order_ref, perm_id=report.perm_id, endpoint=report.endpoint,
+            client_id=report.client_id, order_id=report.order_id,
+        )
+        if order is None:
+            log.debug("status %s for an order this gateway does not know: %s", report.ib_status, report)
+            return None
+        if report.perm_id > 0 and order.ib_perm_id != report.perm_id:
+            order.ib_perm_id = report.perm_id
+        order.last_status_ts = naive_utc(report.received_at)
+        new_status = state.status_from_ib(
+            OrderStatus(order.status), report.ib_status, order.filled_qty, order.quantity,
+            rejected=order.status == OrderStatus.REJECTED,
+        )
+        reason = order.rejected_reason if new_status in (OrderStatus.CANCELLED, OrderStatus.REJECTED) else None
+        self.set_order_status(order, new_status, report.ib_status, reason, report.received_at)
+        return order
+
+    def record_fill(self, execution: ib.ExecutionReport) -> TradeFill | None:
+        """Stores a new execution; returns None for one already stored or for an unknown order."""
+        order = self.find_order(
+            order_ref=execution.order_ref, perm_id=execution.perm_id, endpoint=execution.endpoint,
+            client_id=execution.client_id, order_id=execution.order_id,
+        )
+        if order is None:
+            log.warning("execution %s for an order this gateway does not know; not stored", execution.exec_id)
+            return None
+        stored_for = self.session.scalar(select(TradeFill.order_id).where(TradeFill.exec_id == execution.exec_id))
+        if stored_for is not None:
+            if stored_for != order.id:
+                log.error("exec id %s reported for order %s but stored for another order; kept the first",
+                          execution.exec_id, order.client_order_id)
+            return None  # IB repeats execDetails (and reqExecutions re-sends them): one row each.
+        if execution.perm_id > 0 and order.ib_perm_id is None:
+            order.ib_perm_id = execution.perm_id
+        corrected = self.session.scalar(
+            select(TradeFill).where(
+                TradeFill.order_id == order.id,
+                TradeFill.exec_base == execution.exec_base,
+                TradeFill.superseded_by.is_(None),
+            )
+        )
+        if corrected is not None:
+            corrected.superseded_by = execution.exec_id
+        fill = TradeFill(
+            order_id=order.id,
+            exec_id=execution.exec_id,
+            exec_base=execution.exec_base,
+            filled_qty=execution.shares,
+            price=execution.price,
+            trade_time=naive_utc(execution.trade_time),
+            currency=execution.currency or None,
+            exchange=execution.exchange or None,
+            side=execution.side or None,
+            account=execution.account or None,
+            ib_perm_id=execution.perm_id or None,
+            raw_payload=_json_safe(asdict(execution)),
+        )
+        self.session.add(fill)
+        self.session.flush()
+        self._recompute_fills(order)
+        run = self.run_of(order)
+        self.emit(
+            run,
+            EventKind.FILL,
+            {
+                "client_order_id": order.client_order_id,
+                "fill": fill_payload(fill),
+                "corrects_exec_id": corrected.exec_id if corrected is not None else "",
+                "order_filled_quantity": order.filled_qty,
+                "order_avg_fill_price": order.avg_fill_price or 0.0,
+            },
+            order=order,
+            ib_time=execution.trade_time or execution.received_at,
+        )
+        current = OrderStatus(order.status)
+        if state.is_filled(order.filled_qty, order.quantity):
+            new_status = OrderStatus.FILLED
+        elif current in (OrderStatus.PENDING_SUBMIT, OrderStatus.SUBMITTED, OrderStatus.UNKNOWN,
+                         OrderStatus.PARTIALLY_FILLED, OrderStatus.INACTIVE):
+            new_status = state.working_status(order.filled_qty, order.quantity)
+        else:
+            new_status = current  # a late fill on a cancelled order: still cancelled, now with a fill
+        self.set_order_status(order, new_status, "execution", None, execution.received_at)
+        return fill
+
+    def _recompute_fills(self, order: TradeOrder) -> None:
+        """Filled quantity and average price from the current (not superseded) executions."""
+        qty, notional = self.session.execute(
+            select(
+                func.coalesce(func.sum(TradeFill.filled_qty), 0.0),
+                func.coalesce(func.sum(TradeFill.filled_qty * TradeFill.price), 0.0),
+            ).where(TradeFill.order_id == order.id, TradeFill.superseded_by.is_(None))
+        ).one()
+        order.filled_qty = float(qty)
+        order.avg_fill_price = float(notional) / float(qty) if qty else None
+
+    def merge_commission(self, report: ib.CommissionReport) -> bool:
+        """False when the execution is not stored yet (IB may send the commission first)."""
+        fill = self.session.scalar(select(TradeFill).where(TradeFill.exec_id == report.exec_id))
+        if fill is None:
+            return False
+        if (
+            fill.commission == report.commission
+            and (fill.commission_currency or "") == report.currency
+            and fill.realized_pnl == report.realized_pnl
+        ):
+            return True  # a repeat (reqExecutions re-sends commission reports)
+        fill.commission = report.commission
+        fill.commission_currency = report.currency or None
+        fill.realized_pnl = report.realized_pnl
+        order = self.session.get(TradeOrder, fill.order_id)
+        assert order is not None
+        payload: dict[str, Any] = {
+            "client_order_id": order.client_order_id,
+            "exec_id": fill.exec_id,
+            "commission": report.commission if report.commission is not None else 0.0,
+            "currency": report.currency,
+        }
+        if report.realized_pnl is not None:
+            payload["realized_pnl"] = report.realized_pnl
+        self.emit(self.run_of(order), EventKind.COMMISSION, payload, order=order, ib_time=report.received_at)
+        return True
+
+    def apply_error(self, error: ib.IbError) -> TradeOrder | None:
+        """Order-level errors: rejections and IB's cancel confirmation. Others change nothing."""
+        if error.req_id <= 0:
+            return None
+        rejecting = error.code in state.REJECTING_ERROR_CODES
+        if not rejecting and error.code != state.ORDER_CANCELLED_CODE:
+            return None
+        order = self.find_order(
+            order_ref="", perm_id=0, endpoint=error.endpoint, client_id=error.client_id, order_id=error.req_id
+        )
+        if order is None:
+            return None
+        reason = f"IB {error.code}: {error.message}"
+        current = OrderStatus(order.status)
+        if rejecting:
+            order.rejected_reason = reason
+            if current != OrderStatus.FILLED:
+                self.set_order_status(order, OrderStatus.REJECTED, f"error {error.code}", reason, error.received_at)
+        elif current not in (OrderStatus.FILLED, OrderStatus.REJECTED):
+            order.rejected_reason = reason
+            self.set_order_status(order, OrderStatus.CANCELLED, f"error {error.code}", reason, error.received_at)
+        return order
+
+    # -- runs ----------------------------------------------------------------------------------------
+
+    def orders_of(self, run_id: str) -> list[TradeOrder]:
+        return list(self.session.scalars(select(TradeOrder).where(TradeOrder.run_id == run_id).order_by(TradeOrder.id)))
+
+    def finish_run(self, run: TradeRun, cancelled_by_caller: bool) -> RunStatus:
+        """Decides the run's status from its orders; emits a final run_status event if it changed."""
+        outcomes = [
+            state.OrderOutcome(
+                o.client_order_id, OrderStatus(o.status), o.quantity, o.filled_qty, o.rejected_reason
+            )
+            for o in self.orders_of(run.id)
+        ]
+        status, reason = state.run_status(outcomes, cancelled_by_caller)
+        previous = run.status
+        first_finish = run.finished_at is None
+        if previous == status.value and not first_finish:
+            return status
+        run.status = status.value
+        run.status_reason = reason
+        run.finished_at = run.finished_at or utcnow()
+        self.emit(
+            run,
+            EventKind.RUN_STATUS,
+            {
+                "status": f"RUN_STATUS_{status.value}",
+                "previous_status": f"RUN_STATUS_{previous}",
+                "reason": reason,
+                "final": True,
+            },
+        )
+        return status
+
+    def refresh_finished_run(self, order: TradeOrder) -> None:
+        """A fill after the run finished still counts: re-decide the finished run's status."""
+        run = self.run_of(order)
+        if run.status != RunStatus.RUNNING.value:
+            self.finish_run(run, cancelled_by_caller=run.status == RunStatus.CANCELLED.value)
+
+
+def fill_payload(fill: TradeFill) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "exec_id": fill.exec_id,
+        "quantity": fill.filled_qty,
+        "price": fill.price,
+        "commission_currency": fill.commission_currency or "",
+        "currency": fill.currency or "",
+        "exchange": fill.exchange or "",
+        "account": fill.account or "",
+        "superseded_by": fill.superseded_by or "",
+    }
+    if fill.trade_time is not None:
+        payload["trade_time"] = fill.trade_time.isoformat() + "Z"
+    if fill.commission is not None:
+        payload["commission"] = fill.commission
+    if fill.realized_pnl is not None:
+        payload["realized_pnl"] = fill.realized_pnl
+    return payload
+
+
+def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()}

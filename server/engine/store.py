@@ -1,0 +1,131 @@
+"""The store: the one place that writes. Blocking SQLAlchemy work runs off the event loop,
+writes on a single thread (so the per-run sequence needs no locking), reads on a small pool.
+
+Every write returns the events it committed; the caller publishes them only after that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from execgw.server.db.engine import make_session_factory
+from execgw.server.db.models import TradeEvent, TradeOrder, TradeRun
+from execgw.server.engine.recorder import Recorder
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event row after its transaction committed: safe to hand to watchers."""
+
+    run_id: str
+    sequence: int
+    kind: str
+    payload: dict[str, Any]
+    ib_time: datetime | None
+    stored_at: datetime
+
+    @property
+    def is_final(self) -> bool:
+        return self.kind == "run_status" and bool(self.payload.get("final"))
+
+    @classmethod
+    def of(cls, row: TradeEvent) -> StoredEvent:
+        return cls(row.run_id, row.sequence, row.kind, dict(row.payload), row.ib_time, row.stored_at)
+
+
+class Store:
+    def __init__(self, engine: Engine, *, readers: int = 4) -> None:
+        self.engine = engine
+        self._sessions = make_session_factory(engine)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="execgw-writer")
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="execgw-reader")
+
+    async def write(self, work: Callable[[Recorder], T]) -> tuple[T, list[StoredEvent]]:
+        """Runs `work` in one transaction on the writer thread; returns its result and the
+        events it wrote, after the commit."""
+
+        def transaction() -> tuple[T, list[StoredEvent]]:
+            with self._sessions() as session, session.begin():
+                recorder = Recorder(session)
+                result = work(recorder)
+                session.flush()
+                events = [StoredEvent.of(row) for row in recorder.events]
+            return result, events
+
+        return await self._run(self._writer, transaction)
+
+    async def read(self, work: Callable[[Session], T]) -> T:
+        def query() -> T:
+            with self._sessions() as session:
+                return work(session)
+
+        return await self._run(self._readers, query)
+
+    async def _run(self, pool: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        ctx = contextvars.copy_context()
+        return await loop.run_in_executor(pool, ctx.run, fn)
+
+    def close(self) -> None:
+        """Lets in-flight writes finish, then releases the connections."""
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        self.engine.dispose()
+
+    # -- queries the API needs ------------------------------------------------------------------
+
+    async def get_run(self, run_id: str, *, with_fills: bool = True) -> TradeRun | None:
+        def query(session: Session) -> TradeRun | None:
+            load = selectinload(TradeRun.orders)
+            if with_fills:
+                load = load.selectinload(TradeOrder.fills)
+            return session.scalar(select(TradeRun).where(TradeRun.id == run_id).options(load))
+
+        return await self.read(query)
+
+    async def list_runs(self, limit: int, before: tuple[datetime, str] | None) -> list[TradeRun]:
+        def query(session: Session) -> list[TradeRun]:
+            stmt = select(TradeRun).options(selectinload(TradeRun.orders))
+            if before is not None:
+                created, run_id = before
+                stmt = stmt.where(
+                    (TradeRun.created_at < created) | ((TradeRun.created_at == created) & (TradeRun.id < run_id))
+                )
+            stmt = stmt.order_by(TradeRun.created_at.desc(), TradeRun.id.desc()).limit(limit)
+            return list(session.scalars(stmt))
+
+        return await self.read(query)
+
+    async def events_after(self, run_id: str, after_sequence: int, limit: int) -> list[StoredEvent]:
+        def query(session: Session) -> list[StoredEvent]:
+            rows = session.scalars(
+                select(TradeEvent)
+                .where(TradeEvent.run_id == run_id, TradeEvent.sequence > after_sequence)
+                .order_by(TradeEvent.sequence)
+                .limit(limit)
+            )
+            return [StoredEvent.of(row) for row in rows]
+
+        return await self.read(query)
+
+    async def max_ib_order_id(self, endpoint: str, client_id: int) -> int:
+        def query(session: Session) -> int:
+            value = session.scalar(
+                select(func.max(TradeOrder.ib_order_id)).where(
+                    TradeOrder.ib_endpoint == endpoint, TradeOrder.ib_client_id == client_id
+                )
+            )
+            return int(value or 0)
+
+        return await self.read(query)

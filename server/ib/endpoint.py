@@ -1,0 +1,19 @@
+"""An IB endpoint: one TWS / IB Gateway socket and the client id used on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one trading mode's TWS / IB Gateway listens, and the client id we use there."""
+
+    mode: str
+    host: str
+    port: int
+    client_id: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
