@@ -1,0 +1,473 @@
+"""Order execution: ids, permIds, the order lifecycle each scenario behaviour calls for, executions.
+
+The engine lives on the simulator's event loop. It sends messages to the client that owns an
+order through :class:`Session` objects the server registers by client id; when that client is
+not connected the message is lost, as with TWS, but the execution is kept for REQ_EXECUTIONS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+import logging
+import random
+import zlib
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from execgw.sim import messages
+from execgw.sim.records import (
+    API_CANCELLED,
+    CANCELLED,
+    FILLED,
+    INACTIVE,
+    PRE_SUBMITTED,
+    SUBMITTED,
+    Execution,
+    Order,
+)
+from execgw.sim.requests import PlaceOrder
+from execgw.sim.scenario import OrderBehaviour, Scenario
+
+log = logging.getLogger("execgw.sim")
+T = TypeVar("T")
+
+FLOOD_BATCH = 500
+"""Back-to-back executions sent before yielding to the loop and waiting for the socket to drain."""
+
+CONNECTIVITY_TEXT = {
+    1100: "Connectivity between IB and Trader Workstation has been lost.",
+    1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
+    1102: "Connectivity between IB and Trader Workstation has been restored - data maintained.",
+}
+
+
+class Session(Protocol):
+    """A connected client as the engine sees it."""
+
+    client_id: int
+
+    def send(self, message: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Engine:
+    def __init__(self, scenario: Scenario, accounts: list[str], seed: int = 0,
+                 clock: Callable[[], dt.datetime] = utc_now) -> None:
+        self.scenario = scenario
+        self.accounts = accounts
+        self.clock = clock
+        self.sessions: dict[int, Session] = {}
+        self.orders: list[Order] = []
+        self.executions: list[Execution] = []
+        self._working: dict[tuple[int, int], Order] = {}  # (client id, order id) → latest order
+        self._highest_id: dict[int, int] = {}
+        self._base_id: int = scenario.first_order_id
+        self._base_id_for: dict[int, int] = {}
+        self._rng = random.Random(seed)
+        self._perm_ids = itertools.count(1_000_000_000 + self._rng.randrange(1_000_000) * 1000)
+        self._exec_prefix = f"{0xE000 + self._rng.randrange(0x1000):08x}"
+        self._exec_seq = itertools.count(0x65000000 + self._rng.randrange(0x100000))
+        self._prices: dict[str, float] = dict(scenario.prices)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.commission_pending: set[str] = set()  # exec ids whose commission report is not due yet
+        self.link_down = False
+        self._held: dict[int, list[bytes]] = defaultdict(list)
+        self._changed = asyncio.Event()
+
+    # ---- ids -------------------------------------------------------------------------------
+
+    def next_valid_id(self, client_id: int) -> int:
+        base = self._base_id_for.get(client_id, self._base_id)
+        return max(base, self._highest_id.get(client_id, 0) + 1)
+
+    def set_next_valid_id(self, value: int, client_id: int | None = None) -> None:
+        """As after a Gateway restart: report ``value`` and accept ids from it again, even used ones."""
+        targets = [client_id] if client_id is not None else list(self._highest_id)
+        if client_id is None:
+            self._base_id = value
+            self._base_id_for.clear()
+        else:
+            self._base_id_for[client_id] = value
+        for cid in targets:
+            self._highest_id[cid] = value - 1
+
+    # ---- delivery --------------------------------------------------------------------------
+
+    def send(self, client_id: int, message: bytes) -> None:
+        """Deliver an order event to the client that owns it, held while IB connectivity is down."""
+        if self.link_down:
+            self._held[client_id].append(message)
+            return
+        session = self.sessions.get(client_id)
+        if session is not None:
+            session.send(message)
+
+    def broadcast(self, message: bytes) -> None:
+        for session in list(self.sessions.values()):
+            session.send(message)
+
+    def connectivity(self, code: int) -> None:
+        """1100 holds order events; 1102 delivers what was held, 1101 discards it (data lost)."""
+        if code not in CONNECTIVITY_TEXT:
+            raise ValueError(f"not a connectivity code: {code}")
+        self.link_down = code == 1100
+        log.info("connectivity %d: %s", code, CONNECTIVITY_TEXT[code])
+        self.broadcast(messages.error(-1, code, CONNECTIVITY_TEXT[code]))
+        if code == 1100:
+            return
+        held, self._held = self._held, defaultdict(list)
+        if code == 1102:
+            for client_id, queued in held.items():
+                for message in queued:
+                    self.send(client_id, message)
+
+    # ---- observation -----------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_until(self, condition: Callable[[], T | None], timeout: float, what: str) -> T:
+        """Wait until ``condition()`` returns something other than None (re-checked on every change)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (result := condition()) is None:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"{what} not seen within {timeout}s")
+            changed = self._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+        return result
+
+    async def wait_for_order(self, order_ref: str, timeout: float, status: str | None = None) -> Order:
+        """The latest order with this orderRef, once it exists (and has ``status``, if given)."""
+
+        def latest() -> Order | None:
+            found = [o for o in self.orders if o.order_ref == order_ref]
+            if found and (status is None or found[-1].status == status):
+                return found[-1]
+            return None
+
+        return await self.wait_until(latest, timeout, f"order {order_ref!r}" + (f" {status}" if status else ""))
+
+    def register(self, session: Session) -> None:
+        self.sessions[session.client_id] = session
+        self._notify()
+
+    def unregister(self, session: Session) -> None:
+        if self.sessions.get(session.client_id) is session:
+            del self.sessions[session.client_id]
+            self._notify()
+
+    # ---- placing and cancelling ------------------------------------------------------------
+
+    def place_order(self, client_id: int, request: PlaceOrder) -> None:
+        if request.order_id < self.next_valid_id(client_id):
+            self.send(client_id, messages.error(request.order_id, 103, "Duplicate order id"))
+            log.info("client %d: order id %d refused, duplicate", client_id, request.order_id)
+            return
+        self._highest_id[client_id] = request.order_id
+        order = Order(
+            order_id=request.order_id,
+            client_id=client_id,
+            perm_id=next(self._perm_ids),
+            contract=request.contract,
+            action=request.action,
+            quantity=request.quantity,
+            order_type=request.order_type,
+            account=request.account or self.accounts[0],
+            order_ref=request.order_ref,
+            lmt_price=request.lmt_price,
+            aux_price=request.aux_price,
+            tif=request.tif,
+            placed_at=self.clock(),
+        )
+        self.orders.append(order)
+        self._working[(client_id, order.order_id)] = order
+        log.info(
+            "order %d from client %d: %s %g %s %s account %s orderRef %r permId %d",
+            order.order_id, client_id, order.action, order.quantity, order.contract.symbol,
+            order.order_type, order.account, order.order_ref, order.perm_id,
+        )
+        behaviour = self.scenario.behaviour_for(order.order_ref, order.contract.symbol)
+        reason = self._refusal(order, behaviour)
+        self._notify()
+        self._spawn(self._run(order, behaviour, reason))
+
+    def _refusal(self, order: Order, behaviour: OrderBehaviour) -> str | None:
+        if order.order_type != "MKT":
+            return f"The simulator executes MKT orders only, not {order.order_type}"
+        if order.account not in self.accounts:
+            return f"Account {order.account} is not managed by this login"
+        if order.action not in ("BUY", "SELL", "SSHORT"):
+            return f"Invalid action {order.action}"
+        if order.quantity <= 0:
+            return "The order size must be positive"
+        return behaviour.reject_reason if behaviour.outcome == "reject" else None
+
+    def cancel_order(self, client_id: int, order_id: int) -> None:
+        order = self._working.get((client_id, order_id))
+        if order is None:
+            self.send(client_id, messages.error(
+                order_id, 10147, f"OrderId {order_id} that needs to be cancelled is not found."))
+            return
+        if order.is_final or order.cancel_requested:
+            self.send(client_id, messages.error(
+                order_id, 10148, f"OrderId {order_id} that needs to be cancelled cannot be cancelled, "
+                f"state: {order.status}."))
+            return
+        log.info("cancel requested for order %d of client %d (%s)", order_id, client_id, order.order_ref)
+        order.cancel_requested = True
+        order.touch()  # wakes the order's run, which answers the cancel in its own time
+
+    def release(self, order: Order) -> None:
+        """Fill a resting order now (or end the wait before a delayed fill)."""
+        order.release_requested = True
+        order.touch()
+
+    # ---- the lifecycle ---------------------------------------------------------------------
+
+    def _spawn(self, coroutine: object) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("order run failed", exc_info=task.exception())
+
+    async def shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _set_status(self, order: Order, status: str) -> None:
+        order.status = status
+        order.touch()
+        self._notify()
+
+    def _status(self, order: Order, behaviour: OrderBehaviour, times: int = 1) -> None:
+        for _ in range(times * (2 if behaviour.duplicate_order_status else 1)):
+            self.send(order.client_id, messages.order_status(order))
+
+    async def _run(self, order: Order, b: OrderBehaviour, refusal: str | None) -> None:
+        if b.ack_delay and await self._pause(order, b.ack_delay, interruptible=True):
+            self._set_status(order, API_CANCELLED)
+            self._status(order, b)
+            self.send(order.client_id, messages.error(order.order_id, 202, "Order Canceled - reason:"))
+            return
+        if refusal is not None:
+            order.reject_reason = refusal
+            self.send(order.client_id, messages.error(
+                order.order_id, 201, f"Order rejected - reason:{refusal}"))
+            self._set_status(order, INACTIVE)
+            self.send(order.client_id, messages.open_order(order))
+            self._status(order, b)
+            log.info("order %d (%s) rejected: %s", order.order_id, order.order_ref, refusal)
+            return
+        self._set_status(order, PRE_SUBMITTED)
+        self.send(order.client_id, messages.open_order(order))
+        self._status(order, b)
+        at_once = b.outcome == "fill" and b.fills == 1 and not b.fill_delay
+        if not at_once:
+            self._set_status(order, SUBMITTED)
+            self._status(order, b)
+
+        if b.outcome == "rest":
+            await self._until_released_or_cancelled(order)
+        elif b.fill_delay:
+            await self._pause(order, b.fill_delay, interruptible=not b.late_fill)
+        if order.cancel_requested and not b.late_fill:
+            return self._cancelled(order, b)
+
+        sizes = split_quantity(order.quantity, b.fills)
+        session = self.sessions.get(order.client_id)
+        for number, size in enumerate(sizes, start=1):
+            if number > 1 and b.fill_interval:
+                await self._pause(order, b.fill_interval, interruptible=not b.late_fill)
+            elif number % FLOOD_BATCH == 0:
+                await asyncio.sleep(0)  # let the cancel (and other clients) through
+                if session is not None:
+                    await session.drain()
+            if order.cancel_requested and not b.late_fill:
+                return self._cancelled(order, b)
+            self._execute(order, size, b, final=number == len(sizes))
+        if order.cancel_requested:
+            self.send(order.client_id, messages.error(
+                order.order_id, 10148, f"OrderId {order.order_id} that needs to be cancelled cannot be "
+                "cancelled, state: Filled."))
+        if b.correction is not None and self.executions:
+            if b.correction_delay:
+                await asyncio.sleep(b.correction_delay)
+            self._correct(order, b)
+
+    async def _pause(self, order: Order, seconds: float, interruptible: bool) -> bool:
+        """Sleep; True if a cancel arrived (and ended the sleep early when ``interruptible``)."""
+        if not interruptible:
+            await asyncio.sleep(seconds)
+            return order.cancel_requested
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not order.cancel_requested and not order.release_requested:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(order.changed.wait(), remaining)
+            except TimeoutError:
+                break
+        order.release_requested = False
+        return order.cancel_requested
+
+    async def _until_released_or_cancelled(self, order: Order) -> None:
+        while not (order.cancel_requested or order.release_requested):
+            await order.changed.wait()
+
+    def _cancelled(self, order: Order, b: OrderBehaviour) -> None:
+        self._set_status(order, CANCELLED)
+        self.send(order.client_id, messages.open_order(order))
+        self._status(order, b)
+        self.send(order.client_id, messages.error(order.order_id, 202, "Order Canceled - reason:"))
+        log.info("order %d (%s) cancelled after %g filled", order.order_id, order.order_ref, order.filled)
+
+    # ---- executions ------------------------------------------------------------------------
+
+    def price_of(self, symbol: str) -> float:
+        """The symbol's simulated market: a stable reference price that drifts a little per fill."""
+        price = self._prices.get(symbol)
+        if price is None:
+            price = 20.0 + (zlib.crc32(symbol.encode()) % 48_000) / 100.0
+        price = round(price * (1.0 + self._rng.uniform(-0.0005, 0.0005)), 2)
+        self._prices[symbol] = price
+        return price
+
+    def commission_of(self, shares: float) -> float:
+        return round(max(self.scenario.min_commission, self.scenario.commission_per_share * shares), 2)
+
+    def _execute(self, order: Order, size: float, b: OrderBehaviour, final: bool) -> Execution:
+        price = b.price if b.price is not None else self.price_of(order.contract.symbol)
+        order.avg_fill_price = round((order.avg_fill_price * order.filled + price * size) / (order.filled + size), 6)
+        order.filled += size
+        order.last_fill_price = price
+        execution = Execution(
+            exec_id=f"{self._exec_prefix}.{next(self._exec_seq):08x}.01.01",
+            order_ref=order.order_ref,
+            order_id=order.order_id,
+            perm_id=order.perm_id,
+            client_id=order.client_id,
+            account=order.account,
+            contract=order.contract,
+            side="BOT" if order.action == "BUY" else "SLD",
+            shares=size,
+            price=price,
+            cum_qty=order.filled,
+            avg_price=order.avg_fill_price,
+            time=self.clock(),
+            commission=self.commission_of(size),
+            venue=venue_of(order.contract.exchange, order.contract.sec_type),
+        )
+        self.executions.append(execution)
+        log.info("execution %s: order %d (%s) %s %g %s @ %g, cum %g",
+                 execution.exec_id, order.order_id, order.order_ref, execution.side, size,
+                 order.contract.symbol, price, order.filled)
+        self._set_status(order, FILLED if final else SUBMITTED)
+        self._report(order, execution, b, final)
+        return execution
+
+    def _report(self, order: Order, execution: Execution, b: OrderBehaviour, final: bool) -> None:
+        """The messages of one execution, in the order a real IB Gateway sends them."""
+        client = order.client_id
+        if b.commission == "before":
+            self.send(client, messages.commission_report(execution))
+        for _ in range(2 if b.duplicate_exec_details else 1):
+            self.send(client, messages.execution_data(-1, execution))
+        if final:
+            self.send(client, messages.open_order(order))
+            self._status(order, b, times=2)  # TWS commonly sends Filled twice
+            total = sum(e.commission for e in self.executions if e.perm_id == order.perm_id)
+            self.send(client, messages.open_order(order, commission=round(total, 2)))
+        else:
+            self._status(order, b)
+        self._commission_after(execution, b)
+
+    def _commission_after(self, execution: Execution, b: OrderBehaviour) -> None:
+        if b.commission == "after":
+            self.send(execution.client_id, messages.commission_report(execution))
+        elif b.commission == "never":
+            self.commission_pending.add(execution.exec_id)
+        elif b.commission == "delayed":
+            self.commission_pending.add(execution.exec_id)
+
+            def deliver() -> None:
+                self.commission_pending.discard(execution.exec_id)
+                self.send(execution.client_id, messages.commission_report(execution))
+
+            asyncio.get_running_loop().call_later(b.commission_delay, deliver)
+
+    def _correct(self, order: Order, b: OrderBehaviour) -> None:
+        """Replace the order's last execution: same execId base, last part .02, a changed price."""
+        original = [e for e in self.executions if e.perm_id == order.perm_id][-1]
+        price = round(original.price + (b.correction or 0.0), 2)
+        base = original.exec_id.rsplit(".", 1)[0]
+        revision = int(original.exec_id.rsplit(".", 1)[1]) + 1
+        correction = Execution(
+            exec_id=f"{base}.{revision:02d}",
+            order_ref=original.order_ref,
+            order_id=original.order_id,
+            perm_id=original.perm_id,
+            client_id=original.client_id,
+            account=original.account,
+            contract=original.contract,
+            side=original.side,
+            shares=original.shares,
+            price=price,
+            cum_qty=original.cum_qty,
+            avg_price=_average_after(self.executions, order.perm_id, original, price),
+            time=self.clock(),
+            commission=original.commission,
+            venue=original.venue,
+            corrects=original.exec_id,
+        )
+        self.executions.append(correction)
+        order.avg_fill_price = correction.avg_price
+        order.last_fill_price = price
+        log.info("execution %s corrects %s: price %g → %g", correction.exec_id, original.exec_id,
+                 original.price, price)
+        self.send(order.client_id, messages.execution_data(-1, correction))
+        self._commission_after(correction, b)
+        self._notify()
+
+
+def _average_after(executions: list[Execution], perm_id: int, replaced: Execution, price: float) -> float:
+    """The order's average price once ``replaced`` is corrected to ``price``."""
+    superseded = {e.corrects for e in executions} | {replaced.exec_id}
+    kept = [e for e in executions if e.perm_id == perm_id and e.exec_id not in superseded]
+    shares = sum(e.shares for e in kept) + replaced.shares
+    return round((sum(e.price * e.shares for e in kept) + price * replaced.shares) / shares, 6)
+
+
+def split_quantity(quantity: float, parts: int) -> list[float]:
+    """Split into ``parts`` executions of whole shares where possible, the remainder on the last."""
+    parts = max(1, min(parts, int(quantity) if quantity >= 1 else 1))
+    size = float(int(quantity // parts)) if quantity >= parts else quantity / parts
+    sizes = [size] * (parts - 1)
+    sizes.append(round(quantity - sum(sizes), 8))
+    return sizes
+
+
+def venue_of(exchange: str, sec_type: str) -> str:
+    """Where a SMART-routed order executes; IB reports the venue, not SMART, in execDetails."""
+    if exchange.upper() in ("", "SMART"):
+        return "ISLAND" if sec_type in ("STK", "") else "SMART"
+    return exchange

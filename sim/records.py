@@ -1,0 +1,147 @@
+"""What the simulator knows about contracts, orders and executions.
+
+These records are the truth a test checks the gateway's database against: every order the
+simulator received, its final state, and every execution it reported (corrections included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Contract:
+    symbol: str
+    sec_type: str = "STK"
+    exchange: str = "SMART"
+    currency: str = "USD"
+    con_id: int = 0
+    primary_exchange: str = ""
+    local_symbol: str = ""
+    trading_class: str = ""
+    last_trade_date: str = ""
+    strike: float = 0.0
+    right: str = ""
+    multiplier: str = ""
+
+
+# Order statuses exactly as TWS spells them in orderStatus/openOrder.
+PRE_SUBMITTED = "PreSubmitted"
+SUBMITTED = "Submitted"
+FILLED = "Filled"
+CANCELLED = "Cancelled"
+API_CANCELLED = "ApiCancelled"
+INACTIVE = "Inactive"
+FINAL_STATUSES = frozenset({FILLED, CANCELLED, API_CANCELLED, INACTIVE})
+
+
+@dataclass
+class Order:
+    """An order as the simulator holds it, from PLACE_ORDER to its final status."""
+
+    order_id: int
+    client_id: int
+    perm_id: int
+    contract: Contract
+    action: str  # BUY / SELL
+    quantity: float
+    order_type: str
+    account: str
+    order_ref: str
+    lmt_price: float | None = None
+    aux_price: float | None = None
+    tif: str = ""
+    status: str = "PendingSubmit"
+    filled: float = 0.0
+    avg_fill_price: float = 0.0
+    last_fill_price: float = 0.0
+    why_held: str = ""
+    reject_reason: str = ""
+    cancel_requested: bool = False
+    release_requested: bool = False
+    placed_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    # Set whenever the order changes, so waiters can re-check their condition.
+    changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
+
+    @property
+    def remaining(self) -> float:
+        return max(self.quantity - self.filled, 0.0)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def touch(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One execution report (an execDetails), as the simulator sent or would have sent it.
+
+    A correction is an execution of its own whose ``corrects`` names the execId it replaces.
+    """
+
+    exec_id: str
+    order_ref: str
+    order_id: int
+    perm_id: int
+    client_id: int
+    account: str
+    contract: Contract
+    side: str  # BOT / SLD
+    shares: float
+    price: float
+    cum_qty: float
+    avg_price: float
+    time: dt.datetime
+    commission: float
+    commission_currency: str = "USD"
+    venue: str = ""  # the exchange it executed on (execDetails' exchange), not the routing one
+    corrects: str | None = None
+
+    @property
+    def symbol(self) -> str:
+        return self.contract.symbol
+
+
+@dataclass(frozen=True)
+class OrderSnapshot:
+    """A copy of an order's state, safe to hand to another thread."""
+
+    order_id: int
+    client_id: int
+    perm_id: int
+    order_ref: str
+    account: str
+    symbol: str
+    action: str
+    quantity: float
+    order_type: str
+    status: str
+    filled: float
+    avg_fill_price: float
+    reject_reason: str
+    cancel_requested: bool
+
+    @classmethod
+    def of(cls, order: Order) -> OrderSnapshot:
+        return cls(
+            order_id=order.order_id,
+            client_id=order.client_id,
+            perm_id=order.perm_id,
+            order_ref=order.order_ref,
+            account=order.account,
+            symbol=order.contract.symbol,
+            action=order.action,
+            quantity=order.quantity,
+            order_type=order.order_type,
+            status=order.status,
+            filled=order.filled,
+            avg_fill_price=order.avg_fill_price,
+            reject_reason=order.reject_reason,
+            cancel_requested=order.cancel_requested,
+        )

@@ -1,0 +1,159 @@
+"""Client → server messages the simulator understands, parsed from their fields."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import IntEnum
+
+from execgw.sim.records import Contract, Execution
+from execgw.sim.wire import parse_float, parse_int
+
+
+class Incoming(IntEnum):
+    """Message ids a client sends (ibapi ``message.OUT``)."""
+
+    REQ_MKT_DATA = 1
+    PLACE_ORDER = 3
+    CANCEL_ORDER = 4
+    REQ_OPEN_ORDERS = 5
+    REQ_ACCOUNT_UPDATES = 6
+    REQ_EXECUTIONS = 7
+    REQ_IDS = 8
+    REQ_CONTRACT_DATA = 9
+    REQ_AUTO_OPEN_ORDERS = 15
+    REQ_ALL_OPEN_ORDERS = 16
+    REQ_MANAGED_ACCTS = 17
+    REQ_CURRENT_TIME = 49
+    REQ_MARKET_DATA_TYPE = 59
+    REQ_POSITIONS = 61
+    REQ_ACCOUNT_SUMMARY = 62
+    CANCEL_ACCOUNT_SUMMARY = 63
+    CANCEL_POSITIONS = 64
+    START_API = 71
+    REQ_POSITIONS_MULTI = 74
+    CANCEL_POSITIONS_MULTI = 75
+    REQ_ACCOUNT_UPDATES_MULTI = 76
+    CANCEL_ACCOUNT_UPDATES_MULTI = 77
+    REQ_COMPLETED_ORDERS = 99
+
+
+@dataclass(frozen=True)
+class PlaceOrder:
+    """The head of a PLACE_ORDER (positions 0–34 at server version 157); the tail is ignored."""
+
+    order_id: int
+    contract: Contract
+    action: str
+    quantity: float
+    order_type: str
+    lmt_price: float | None
+    aux_price: float | None
+    tif: str
+    account: str
+    order_ref: str
+    transmit: bool
+    parent_id: int
+
+
+def parse_place_order(fields: list[str]) -> PlaceOrder:
+    """Raises ValueError (or IndexError) when the head is not a version-157 PLACE_ORDER."""
+    f = fields
+    contract = Contract(
+        con_id=parse_int(f[2]) or 0,
+        symbol=f[3],
+        sec_type=f[4],
+        last_trade_date=f[5],
+        strike=parse_float(f[6]) or 0.0,
+        right=f[7],
+        multiplier=f[8],
+        exchange=f[9],
+        primary_exchange=f[10],
+        currency=f[11],
+        local_symbol=f[12],
+        trading_class=f[13],
+    )
+    order_id = parse_int(f[1])
+    quantity = parse_float(f[17])
+    if order_id is None or quantity is None:
+        raise ValueError("order id and total quantity are required")
+    return PlaceOrder(
+        order_id=order_id,
+        contract=contract,
+        action=f[16].upper(),
+        quantity=quantity,
+        order_type=f[18].upper(),
+        lmt_price=parse_float(f[19]),
+        aux_price=parse_float(f[20]),
+        tif=f[21],
+        account=f[23],
+        order_ref=f[26],
+        # An absent transmit flag means transmit, as TWS reads it.
+        transmit=(parse_int(f[27]) if f[27] else 1) != 0,
+        parent_id=parse_int(f[28]) or 0,
+    )
+
+
+@dataclass(frozen=True)
+class ExecutionFilter:
+    """REQ_EXECUTIONS filter; empty or zero fields do not filter."""
+
+    client_id: int = 0
+    account: str = ""
+    since: dt.datetime | None = None
+    symbol: str = ""
+    sec_type: str = ""
+    exchange: str = ""
+    side: str = ""
+
+    def matches(self, execution: Execution) -> bool:
+        if self.client_id and execution.client_id != self.client_id:
+            return False
+        if self.account and execution.account != self.account:
+            return False
+        if self.since and execution.time < self.since:
+            return False
+        if self.symbol and execution.contract.symbol.upper() != self.symbol.upper():
+            return False
+        if self.sec_type and execution.contract.sec_type.upper() != self.sec_type.upper():
+            return False
+        # The execution's exchange is where it happened, but clients filter by the routing
+        # exchange they sent (usually SMART), so either one matches.
+        if self.exchange and self.exchange.upper() not in (
+            execution.contract.exchange.upper(),
+            execution.venue.upper(),
+        ):
+            return False
+        return not self.side or _side_of(self.side) == execution.side
+
+
+def _side_of(side: str) -> str:
+    side = side.upper()
+    return {"BUY": "BOT", "SELL": "SLD", "SSHORT": "SLD"}.get(side, side)
+
+
+def parse_execution_filter(fields: list[str]) -> tuple[int, ExecutionFilter]:
+    """(request id, filter) from ``7,3,reqId,clientId,acctCode,time,symbol,secType,exchange,side``."""
+    padded = fields + [""] * (10 - len(fields))
+    return parse_int(padded[2]) or 0, ExecutionFilter(
+        client_id=parse_int(padded[3]) or 0,
+        account=padded[4],
+        since=parse_filter_time(padded[5]),
+        symbol=padded[6],
+        sec_type=padded[7],
+        exchange=padded[8],
+        side=padded[9],
+    )
+
+
+def parse_filter_time(value: str) -> dt.datetime | None:
+    """``yyyymmdd-hh:mm:ss`` (or with a space), in the simulator's clock, which is UTC."""
+    value = value.strip()
+    if not value:
+        return None
+    head = value.replace("-", " ", 1)[:17]
+    try:
+        parsed = dt.datetime.strptime(head, "%Y%m%d %H:%M:%S")
+    except ValueError:
+        return None  # TWS ignores a time it cannot read rather than failing the request
+    return parsed.replace(tzinfo=dt.UTC)

@@ -1,0 +1,130 @@
+"""Test clients: an unmodified ibapi EClient recording its callbacks, and order builders."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ibapi.client import EClient
+from ibapi.contract import Contract
+from ibapi.order import Order
+from ibapi.wrapper import EWrapper
+
+WAIT = 5.0
+
+
+class IbApiApp(EWrapper, EClient):
+    """An ibapi EClient + EWrapper that records every callback as (name, *args)."""
+
+    def __init__(self) -> None:
+        EClient.__init__(self, self)
+        self.events: list[tuple[Any, ...]] = []
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def _record(self, *event: Any) -> None:
+        with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    # -- callbacks the tests look at --
+    def nextValidId(self, orderId: int) -> None:
+        self._record("nextValidId", orderId)
+
+    def managedAccounts(self, accountsList: str) -> None:
+        self._record("managedAccounts", accountsList)
+
+    def error(self, reqId: int, errorCode: int, errorString: str) -> None:
+        self._record("error", reqId, errorCode, errorString)
+
+    def openOrder(self, orderId, contract, order, orderState) -> None:
+        self._record("openOrder", orderId, contract, order, orderState)
+
+    def openOrderEnd(self) -> None:
+        self._record("openOrderEnd")
+
+    def orderStatus(self, orderId, status, filled, remaining, avgFillPrice, permId, parentId,
+                    lastFillPrice, clientId, whyHeld, mktCapPrice) -> None:
+        self._record("orderStatus", orderId, status, filled, remaining, avgFillPrice, permId, clientId)
+
+    def execDetails(self, reqId, contract, execution) -> None:
+        self._record("execDetails", reqId, contract, execution)
+
+    def execDetailsEnd(self, reqId) -> None:
+        self._record("execDetailsEnd", reqId)
+
+    def commissionReport(self, commissionReport) -> None:
+        self._record("commissionReport", commissionReport)
+
+    def completedOrder(self, contract, order, orderState) -> None:
+        self._record("completedOrder", contract, order, orderState)
+
+    def completedOrdersEnd(self) -> None:
+        self._record("completedOrdersEnd")
+
+    def currentTime(self, time: int) -> None:
+        self._record("currentTime", time)
+
+    def connectionClosed(self) -> None:
+        self._record("connectionClosed")
+
+    # -- helpers --
+    def start(self, port: int, client_id: int = 1) -> IbApiApp:
+        self.connect("127.0.0.1", port, client_id)
+        self._thread = threading.Thread(target=self.run, name=f"ibapi-reader-{client_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.disconnect()
+        if self._thread is not None:
+            self._thread.join(WAIT)
+            assert not self._thread.is_alive(), "ibapi's run loop did not end"
+
+    def named(self, name: str) -> list[tuple[Any, ...]]:
+        with self._changed:
+            return [e for e in self.events if e[0] == name]
+
+    def wait_for(self, predicate: Callable[[list[tuple[Any, ...]]], Any], timeout: float = WAIT) -> Any:
+        """Wait until ``predicate(events)`` is truthy and return its value."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                result = predicate(list(self.events))
+                if result:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"timed out; events: {[e[:3] for e in self.events]}")
+                self._changed.wait(remaining)
+
+    def wait_named(self, name: str, count: int = 1, timeout: float = WAIT) -> list[tuple[Any, ...]]:
+        return self.wait_for(lambda events: (found := [e for e in events if e[0] == name])[count - 1:]
+                             and found, timeout)
+
+    def next_order_id(self) -> int:
+        return self.wait_named("nextValidId")[-1][1]
+
+    def errors(self) -> list[tuple[int, int, str]]:
+        return [e[1:] for e in self.named("error") if not 2100 <= e[2] < 2200]
+
+
+def stock(symbol: str = "AAPL") -> Contract:
+    contract = Contract()
+    contract.symbol = symbol
+    contract.secType = "STK"
+    contract.exchange = "SMART"
+    contract.currency = "USD"
+    return contract
+
+
+def market_order(action: str, quantity: float, order_ref: str, account: str = "") -> Order:
+    order = Order()
+    order.action = action
+    order.totalQuantity = quantity
+    order.orderType = "MKT"
+    order.orderRef = order_ref
+    order.account = account
+    return order
