@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -11,6 +12,8 @@ from ibapi.client import EClient
 from ibapi.contract import Contract
 from ibapi.order import Order
 from ibapi.wrapper import EWrapper
+
+from execgw.sim.wire import API_PREFIX, FrameReader, frame
 
 WAIT = 5.0
 
@@ -128,3 +131,50 @@ def market_order(action: str, quantity: float, order_ref: str, account: str = ""
     order.orderRef = order_ref
     order.account = account
     return order
+
+
+class RawClient:
+    """A bare socket speaking the protocol, for what a library client would hide."""
+
+    def __init__(self, port: int, versions: str = "v100..157") -> None:
+        self.socket = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        self.frames = FrameReader()
+        self.pending: list[list[str]] = []
+        self.socket.sendall(API_PREFIX + frame([versions]))
+
+    def handshake(self) -> list[str]:
+        return self.receive()
+
+    def start_api(self, client_id: int) -> RawClient:
+        self.handshake()
+        self.send([71, 2, client_id, ""])
+        return self
+
+    def send(self, fields: list[object]) -> None:
+        self.socket.sendall(frame(fields))
+
+    def receive(self) -> list[str]:
+        """The next message; raises ConnectionError when the simulator closed the socket."""
+        while not self.pending:
+            data = self.socket.recv(65536)
+            if not data:
+                raise ConnectionError("closed by the simulator")
+            self.pending = self.frames.feed(data)
+        return self.pending.pop(0)
+
+    def receive_until(self, message_id: int) -> list[list[str]]:
+        """Messages up to and including the first one with this id."""
+        received = [self.receive()]
+        while received[-1][0] != str(message_id):
+            received.append(self.receive())
+        return received
+
+    def is_closed_by_peer(self) -> bool:
+        try:
+            while True:
+                self.receive()
+        except ConnectionError:
+            return True
+
+    def close(self) -> None:
+        self.socket.close()
