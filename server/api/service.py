@@ -155,27 +155,25 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         # and the sequence check below drops the second copy. Nothing falls between the two.
         subscription = self._bus.subscribe(request.run_id)
         try:
-            run = await self._store.get_run(request.run_id, with_fills=False)
-            if run is None:
+            progress = await self._store.run_progress(request.run_id)
+            if progress is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"run_id: no run {request.run_id!r}")
                 return
             last = request.after_sequence
-            finished = run.status != RunStatus.RUNNING.value and run.last_sequence <= last
-            last_was_final = False
-            while not finished:
+            while True:
                 # Replay from the database: the first time, and whenever live delivery has a gap.
                 while True:
                     page = await self._store.events_after(request.run_id, last, REPLAY_PAGE)
                     for event in page:
                         yield pb.WatchRunResponse(event=convert.event_to_proto(event))
-                        last, last_was_final = event.sequence, event.is_final
+                        last = event.sequence
                     if len(page) < REPLAY_PAGE:
                         break
-                if last_was_final and await self._nothing_after(request.run_id, last):
+                if await self._caught_up_with_finished_run(request.run_id, last):
                     return
-                # Live.
+                # Live, until the run's final status (or a gap sends us back to the database).
                 async for event in self._live(subscription, last, context):
-                    if event is None:  # a gap: go back to the database
+                    if event is None:
                         break
                     if isinstance(event, pb.Heartbeat):
                         yield pb.WatchRunResponse(heartbeat=event)
@@ -219,8 +217,11 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
             last = event.sequence
             yield event
 
-    async def _nothing_after(self, run_id: str, sequence: int) -> bool:
-        return not await self._store.events_after(run_id, sequence, 1)
+    async def _caught_up_with_finished_run(self, run_id: str, last: int) -> bool:
+        """A finished run whose every stored event was sent: the stream is complete. (A fill that
+        arrives later is stored and replayed to whoever watches again from `last`.)"""
+        progress = await self._store.run_progress(run_id)
+        return progress is not None and progress[0] != RunStatus.RUNNING.value and progress[1] <= last
 
     async def _require_run_id(self, run_id: str, context: grpc.aio.ServicerContext) -> None:
         if not run_id:

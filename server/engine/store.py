@@ -107,6 +107,17 @@ class Store:
 
         return await self.read(query)
 
+    async def run_progress(self, run_id: str) -> tuple[str, int] | None:
+        """(status, last_sequence) of a run, or None if there is no such run."""
+
+        def query(session: Session) -> tuple[str, int] | None:
+            row = session.execute(
+                select(TradeRun.status, TradeRun.last_sequence).where(TradeRun.id == run_id)
+            ).one_or_none()
+            return None if row is None else (row[0], row[1])
+
+        return await self.read(query)
+
     async def events_after(self, run_id: str, after_sequence: int, limit: int) -> list[StoredEvent]:
         def query(session: Session) -> list[StoredEvent]:
             rows = session.scalars(

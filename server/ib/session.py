@@ -110,7 +110,9 @@ class IBSession:
         while not self._stopping:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(ConnectFailed),
-                wait=wait_exponential_jitter(initial=self._reconnect_initial, max=self._reconnect_max),
+                wait=wait_exponential_jitter(
+                    multiplier=self._reconnect_initial, max=self._reconnect_max, jitter=self._reconnect_initial
+                ),
                 before_sleep=self._log_retry,
                 reraise=True,
             ):

@@ -1,0 +1,164 @@
+"""Runs end to end: gRPC → gateway → ibapi → TCP → simulator → back, database checked after.
+
+Every test runs on SQLite and on MariaDB (the `database_url` fixture)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from execgw.server.db.models import OrderStatus, RunStatus
+from execgw.v1 import execution_pb2 as pb
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "condition not met in time"
+        time.sleep(0.05)
+
+
+def assert_db_matches_sim(live, run_id: str) -> None:
+    """The database holds every execution the simulator made for the run, once, with commissions."""
+    fills = {f.exec_id: f for f in live.fills(run_id)}
+    orders = {o.id: o.client_order_id for o in live.orders(run_id)}
+    refs = set(orders.values())
+    truth = [e for e in live.sim.executions() if e.order_ref in refs]
+    assert sorted(fills) == sorted(e.exec_id for e in truth)
+    for execution in truth:
+        fill = fills[execution.exec_id]
+        assert orders[fill.order_id] == execution.order_ref
+        assert fill.filled_qty == execution.shares
+        assert fill.price == pytest.approx(execution.price)
+        assert fill.commission == pytest.approx(execution.commission)
+
+
+def test_a_run_of_several_orders_fills_and_every_execution_is_stored_once(live):
+    run, events = live.run_to_end(
+        live.order("a", "AAPL", "BUY", 100), live.order("b", "MSFT", "SELL", 50), live.order("c", "SPY", "BUY", 7)
+    )
+    assert run.status == pb.RUN_STATUS_SUCCESS
+    assert [o.status for o in run.orders] == [pb.ORDER_STATUS_FILLED] * 3
+    assert [o.filled_quantity for o in run.orders] == [100, 50, 7]
+    for order in run.orders:
+        assert len(order.fills) == 1 and order.fills[0].HasField("commission")
+        assert order.avg_fill_price == pytest.approx(order.fills[0].price)
+        assert order.ib_perm_id > 0
+    assert_db_matches_sim(live, run.run_id)
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].run_status.status == pb.RUN_STATUS_SUCCESS and events[-1].run_status.final
+    kinds = [e.WhichOneof("event") for e in events]
+    assert kinds.count("fill") == 3 and kinds.count("commission") == 3
+
+
+def test_partial_fills_are_each_stored_and_summed(start_gateway):
+    live = start_gateway({"default": {"fills": 4, "fill_interval": 0.05}})
+    run, events = live.run_to_end(live.order("p", "AAPL", "BUY", 100))
+    assert run.status == pb.RUN_STATUS_SUCCESS
+    (order,) = run.orders
+    assert [f.quantity for f in order.fills] == [25, 25, 25, 25]
+    assert order.filled_quantity == 100
+    statuses = [e.order_status.status for e in events if e.HasField("order_status")]
+    assert pb.ORDER_STATUS_PARTIALLY_FILLED in statuses and statuses[-1] == pb.ORDER_STATUS_FILLED
+    assert_db_matches_sim(live, run.run_id)
+
+
+def test_a_rejection_fails_the_run_and_keeps_ibs_reason(start_gateway):
+    live = start_gateway({"symbols": {"TSLA": {"outcome": "reject", "reject_reason": "No trading permissions"}}})
+    run, _ = live.run_to_end(live.order("r", "TSLA", "BUY", 5))
+    assert run.status == pb.RUN_STATUS_FAILED
+    (order,) = run.orders
+    assert order.status == pb.ORDER_STATUS_REJECTED
+    assert "No trading permissions" in order.rejected_reason
+    assert f"{live.prefix}-r" in run.status_reason and "No trading permissions" in run.status_reason
+    (row,) = live.orders(run.run_id)
+    assert "201" in row.rejected_reason and row.status == OrderStatus.REJECTED
+
+
+def test_mixed_outcomes_make_a_partial_run(start_gateway):
+    live = start_gateway({"symbols": {"TSLA": {"outcome": "reject"}}})
+    run, _ = live.run_to_end(live.order("ok", "AAPL"), live.order("no", "TSLA"))
+    assert run.status == pb.RUN_STATUS_PARTIAL
+    assert f"{live.prefix}-no" in run.status_reason and f"{live.prefix}-ok" not in run.status_reason
+    assert live.run_row(run.run_id).status == RunStatus.PARTIAL
+
+
+def test_a_resting_order_is_cancelled_at_the_deadline(start_gateway):
+    live = start_gateway({"symbols": {"IBM": {"outcome": "rest"}}})
+    run, events = live.run_to_end(live.order("fills", "AAPL"), live.order("rests", "IBM"), deadline=1.0)
+    assert run.status == pb.RUN_STATUS_PARTIAL
+    resting = next(o for o in run.orders if o.spec.symbol == "IBM")
+    assert resting.status == pb.ORDER_STATUS_CANCELLED and resting.filled_quantity == 0
+    (snapshot,) = [o for o in live.sim.orders() if o.order_ref == f"{live.prefix}-rests"]
+    assert snapshot.cancel_requested and snapshot.status == "Cancelled"
+    assert events[-1].run_status.final
+
+
+def test_a_resting_order_alone_fails_the_run_at_the_deadline(start_gateway):
+    live = start_gateway({"default": {"outcome": "rest"}})
+    run, _ = live.run_to_end(live.order("r"), deadline=0.5)
+    assert run.status == pb.RUN_STATUS_FAILED
+    assert "CANCELLED" in run.status_reason
+
+
+def test_a_correction_replaces_the_execution_it_corrects(start_gateway):
+    live = start_gateway({"default": {"fills": 2, "correction": 0.25}})
+    run, events = live.run_to_end(live.order("c", "AAPL", "BUY", 10))
+    (order,) = run.orders
+    assert len(order.fills) == 3
+    corrected = [f for f in order.fills if f.superseded_by]
+    assert len(corrected) == 1
+    replacement = next(f for f in order.fills if f.exec_id == corrected[0].superseded_by)
+    assert replacement.price == pytest.approx(corrected[0].price + 0.25)
+    assert order.filled_quantity == 10  # not 15: the correction is not a second fill
+    current = [f for f in order.fills if not f.superseded_by]
+    assert order.avg_fill_price == pytest.approx(sum(f.quantity * f.price for f in current) / 10)
+    fill_events = [e.fill for e in events if e.HasField("fill")]
+    assert fill_events[-1].corrects_exec_id == corrected[0].exec_id
+    assert run.status == pb.RUN_STATUS_SUCCESS
+    assert_db_matches_sim(live, run.run_id)
+
+
+def test_duplicate_callbacks_are_stored_and_emitted_once(start_gateway):
+    live = start_gateway({"default": {"fills": 2, "duplicate_exec_details": True, "duplicate_order_status": True}})
+    run, events = live.run_to_end(live.order("d", "AAPL", "BUY", 10))
+    (order,) = run.orders
+    assert len(order.fills) == 2 and order.filled_quantity == 10
+    fill_ids = [e.fill.fill.exec_id for e in events if e.HasField("fill")]
+    assert len(fill_ids) == len(set(fill_ids)) == 2
+    transitions = [(e.order_status.previous_status, e.order_status.status) for e in events if e.HasField("order_status")]
+    assert len(transitions) == len(set(transitions))
+    assert_db_matches_sim(live, run.run_id)
+
+
+def test_a_fill_after_the_deadline_is_recorded_and_changes_the_runs_status(start_gateway):
+    live = start_gateway({"default": {"late_fill": True, "fill_delay": 4.0}})
+    response = live.submit(live.order("late"), deadline=0.5)
+    first = live.watch(response.run.run_id)
+    assert first[-1].run_status.status == pb.RUN_STATUS_FAILED
+    live.sim.wait_for_order(f"{live.prefix}-late", timeout=10, status="Filled")
+    eventually(lambda: live.run_row(response.run.run_id).status == RunStatus.SUCCESS)
+    later = live.watch(response.run.run_id, after=first[-1].sequence, timeout=15)
+    assert any(e.HasField("fill") for e in later)
+    (status_change,) = [e.run_status for e in later if e.HasField("run_status")]
+    assert status_change.status == pb.RUN_STATUS_SUCCESS and status_change.final
+    assert status_change.previous_status == pb.RUN_STATUS_FAILED
+    assert live.run_row(response.run.run_id).status == RunStatus.SUCCESS
+    assert_db_matches_sim(live, response.run.run_id)
+
+
+def test_commission_before_its_execution_is_merged(start_gateway):
+    live = start_gateway({"default": {"commission": "before"}})
+    run, _ = live.run_to_end(live.order("early"))
+    assert run.orders[0].fills[0].HasField("commission")
+    assert_db_matches_sim(live, run.run_id)
+
+
+def test_a_late_commission_is_merged_into_its_fill(start_gateway):
+    live = start_gateway({"default": {"commission": "delayed", "commission_delay": 0.4}})
+    run, events = live.run_to_end(live.order("slow"))
+    assert run.orders[0].fills[0].HasField("commission")
+    assert any(e.HasField("commission") for e in events)
+    assert_db_matches_sim(live, run.run_id)
