@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -75,7 +76,7 @@ class CancelOutcome:
 class _RunClock:
     timer: asyncio.TimerHandle | None = None
     cancelled_by_caller: bool = False
-    finishing: asyncio.Task[None] | None = None
+    finishing: asyncio.Task[Any] | None = None
     cancel_answers: dict[int, tuple[int, str]] = field(default_factory=dict)
 
 
@@ -92,7 +93,8 @@ class ExecutionEngine:
         self._execution_requests: dict[int, asyncio.Future[None]] = {}
         # Commission reports that arrived before their execution; touched only on the writer thread.
         self._early_commissions: dict[str, ib.CommissionReport] = {}
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._stopping = False
         # Told (mode, connected) whenever an IB endpoint comes or goes; the health service listens.
         self.connection_listeners: list[Callable[[str, bool], None]] = []
 
@@ -115,6 +117,7 @@ class ExecutionEngine:
         await self._resume_open_runs()
 
     async def stop(self) -> None:
+        self._stopping = True
         for clock in self._runs.values():
             if clock.timer is not None:
                 clock.timer.cancel()
@@ -128,8 +131,13 @@ class ExecutionEngine:
             self._consumer.cancel()
             await asyncio.gather(self._consumer, return_exceptions=True)
 
-    def _spawn(self, coro: object, name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, object], name: str) -> asyncio.Task[Any] | None:
+        if self._stopping:
+            # Shutting down: what this would have done is redone by the next start's
+            # reconciliation and resumed deadlines.
+            coro.close()
+            return None
+        task = asyncio.get_running_loop().create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task

@@ -1,0 +1,65 @@
+"""GetRun, ListRuns and CancelRun through the real server."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from execgw.server.db.models import OrderStatus, RunStatus
+from execgw.v1 import execution_pb2 as pb
+
+
+def test_cancel_run_cancels_open_orders_at_ib_and_reports_its_answers(start_gateway):
+    live = start_gateway({"default": {"outcome": "rest"}})
+    run_id = live.submit(live.order("a"), live.order("b")).run.run_id
+    for name in ("a", "b"):
+        live.sim.wait_for_order(f"{live.prefix}-{name}", timeout=5)
+    response = live.stub.CancelRun(pb.CancelRunRequest(run_id=run_id), timeout=30)
+    assert response.run.status == pb.RUN_STATUS_CANCELLED
+    assert [o.status for o in response.outcomes] == [pb.ORDER_STATUS_CANCELLED] * 2
+    assert [o.ib_code for o in response.outcomes] == [202, 202]
+    assert all(o.status == "Cancelled" for o in live.sim.orders())
+    assert [o.status for o in live.orders(run_id)] == [OrderStatus.CANCELLED] * 2
+    assert live.run_row(run_id).status == RunStatus.CANCELLED
+    events = live.watch(run_id)
+    assert events[-1].run_status.status == pb.RUN_STATUS_CANCELLED and events[-1].run_status.final
+
+
+def test_cancelling_a_finished_run_sends_nothing(live):
+    run, _ = live.run_to_end(live.order("done"))
+    response = live.stub.CancelRun(pb.CancelRunRequest(run_id=run.run_id), timeout=10)
+    assert response.run.status == pb.RUN_STATUS_SUCCESS
+    assert response.outcomes[0].status == pb.ORDER_STATUS_FILLED
+    assert "nothing sent" in response.outcomes[0].message
+    assert not any(o.cancel_requested for o in live.sim.orders())
+
+
+def test_cancel_of_an_unknown_run_is_not_found(live):
+    with pytest.raises(grpc.RpcError) as caught:
+        live.stub.CancelRun(pb.CancelRunRequest(run_id="nope"), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_get_run_nests_each_orders_fills(live):
+    run, _ = live.run_to_end(live.order("a", quantity=3), live.order("b", "MSFT", "SELL", 4))
+    fetched = live.stub.GetRun(pb.GetRunRequest(run_id=run.run_id)).run
+    assert [o.spec.client_order_id for o in fetched.orders] == [f"{live.prefix}-a", f"{live.prefix}-b"]
+    assert [[f.quantity for f in o.fills] for o in fetched.orders] == [[3], [4]]
+    assert fetched.mode == pb.TRADING_MODE_PAPER and fetched.finished_at.seconds > 0
+
+
+def test_list_runs_pages_newest_first(live):
+    run_ids = [live.submit(live.order(f"r{i}")).run.run_id for i in range(5)]
+    seen = []
+    token = ""
+    while True:
+        page = live.stub.ListRuns(pb.ListRunsRequest(page_size=2, page_token=token))
+        assert len(page.runs) <= 2
+        seen.extend(r.run_id for r in page.runs)
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == list(reversed(run_ids))
+    with pytest.raises(grpc.RpcError) as caught:
+        live.stub.ListRuns(pb.ListRunsRequest(page_token="garbage!"))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

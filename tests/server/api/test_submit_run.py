@@ -1,0 +1,159 @@
+"""SubmitRun's contract: validation that names the field and writes nothing, idempotent retries,
+conflicting client_order_ids, modes that are not configured, and IB being down."""
+
+from __future__ import annotations
+
+import math
+
+import grpc
+import pytest
+from grpc_status import rpc_status
+from google.rpc import error_details_pb2
+
+from execgw.v1 import execution_pb2 as pb
+
+
+def violations_of(error: grpc.RpcError) -> list[tuple[str, str]]:
+    status = rpc_status.from_call(error)
+    assert status is not None
+    found = []
+    for detail in status.details:
+        bad_request = error_details_pb2.BadRequest()
+        if detail.Unpack(bad_request):
+            found.extend((v.field, v.description) for v in bad_request.field_violations)
+    return found
+
+
+def rejected(live, request: pb.SubmitRunRequest) -> grpc.RpcError:
+    before = live.counts()
+    with pytest.raises(grpc.RpcError) as caught:
+        live.stub.SubmitRun(request, timeout=10)
+    assert live.counts() == before, "a refused request must write nothing"
+    return caught.value
+
+
+INVALID_ORDERS = [
+    ({"order_type": "LMT"}, "orders[0].order_type"),
+    ({"quantity": -5}, "orders[0].quantity"),
+    ({"quantity": 0}, "orders[0].quantity"),
+    ({"quantity": math.nan}, "orders[0].quantity"),
+    ({"quantity": math.inf}, "orders[0].quantity"),
+    ({"side": pb.ORDER_SIDE_UNSPECIFIED}, "orders[0].side"),
+    ({"symbol": ""}, "orders[0].symbol"),
+    ({"symbol": "AAPL;DROP TABLE"}, "orders[0].symbol"),
+    ({"client_order_id": ""}, "orders[0].client_order_id"),
+    ({"client_order_id": "has space"}, "orders[0].client_order_id"),
+    ({"currency": "dollars"}, "orders[0].currency"),
+]
+
+
+@pytest.mark.parametrize(("change", "field"), INVALID_ORDERS, ids=[f for _, f in INVALID_ORDERS])
+def test_an_invalid_order_is_refused_naming_its_field_and_nothing_is_sent(live, change, field):
+    spec = pb.OrderSpec(client_order_id=f"{live.prefix}-x", symbol="AAPL", side=pb.ORDER_SIDE_BUY, quantity=1)
+    for key, value in change.items():
+        setattr(spec, key, value)
+    error = rejected(live, pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=[spec]))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in [f for f, _ in violations_of(error)]
+    assert field in error.details()
+    assert live.sim.orders() == []
+
+
+def test_every_violation_of_a_request_is_reported_at_once(live):
+    request = pb.SubmitRunRequest(
+        orders=[live.order("a", quantity=-1), live.order("a"), live.order("b", order_type="STP")],
+    )
+    error = rejected(live, request)
+    fields = [f for f, _ in violations_of(error)]
+    assert fields == ["mode", "orders[0].quantity", "orders[1].client_order_id", "orders[2].order_type"]
+
+
+def test_an_empty_run_and_an_oversized_run_are_refused(start_gateway):
+    live = start_gateway(max_orders_per_run=3)
+    error = rejected(live, pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER))
+    assert [f for f, _ in violations_of(error)] == ["orders"]
+    error = rejected(live, pb.SubmitRunRequest(
+        mode=pb.TRADING_MODE_PAPER, orders=[live.order(str(i)) for i in range(4)]))
+    assert violations_of(error) == [("orders", "at most 3 orders per run, got 4")]
+
+
+def test_a_deadline_beyond_the_maximum_is_refused(start_gateway):
+    live = start_gateway(max_deadline_seconds=30)
+    with pytest.raises(grpc.RpcError) as caught:
+        live.submit(live.order("d"), deadline=31)
+    assert [f for f, _ in violations_of(caught.value)] == ["deadline"]
+
+
+def test_live_mode_that_is_not_configured_is_a_failed_precondition(live):
+    request = pb.SubmitRunRequest(mode=pb.TRADING_MODE_LIVE, orders=[live.order("l")])
+    error = rejected(live, request)
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "live" in error.details()
+
+
+def test_a_retry_with_the_same_client_order_ids_returns_the_same_run_and_sends_nothing_again(live):
+    orders = [live.order("a"), live.order("b", "MSFT", "SELL", 3)]
+    first = live.submit(*orders)
+    live.watch(first.run.run_id)
+    counts = live.counts()
+    again = live.submit(*orders)
+    assert again.existing and not first.existing
+    assert again.run.run_id == first.run.run_id
+    assert [o.ib_order_id for o in again.run.orders] == [o.ib_order_id for o in first.run.orders]
+    assert len(live.sim.orders()) == 2
+    assert live.counts() == counts
+
+
+@pytest.mark.parametrize("change", ["quantity", "side", "symbol", "extra_order", "fewer_orders"])
+def test_reusing_a_client_order_id_with_different_contents_is_refused(live, change):
+    first = live.submit(live.order("a"), live.order("b"))
+    live.watch(first.run.run_id)
+    orders = [live.order("a"), live.order("b")]
+    if change == "quantity":
+        orders[1].quantity = 11
+    elif change == "side":
+        orders[1].side = pb.ORDER_SIDE_SELL
+    elif change == "symbol":
+        orders[1].symbol = "MSFT"
+    elif change == "extra_order":
+        orders.append(live.order("c"))
+    else:
+        orders.pop()
+    error = rejected(live, pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=orders))
+    assert error.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "client_order_id" in error.details()
+    assert len(live.sim.orders()) == 2
+
+
+def test_while_ib_is_down_submit_is_unavailable_and_writes_nothing(live):
+    live.sim.refuse_connections(30)
+    live.gateway.call(_until_disconnected(live))
+    error = rejected(live, pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=[live.order("down")]))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def _until_disconnected(live) -> None:
+    import asyncio
+
+    session = live.gateway.gateway.engine.sessions["paper"]
+    for _ in range(200):
+        if not session.ready:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the gateway did not notice the dropped connection")
+
+
+def test_ib_order_ids_continue_above_the_highest_id_in_the_database(start_gateway):
+    first = start_gateway()
+    run = first.submit(first.order("one"), first.order("two"))
+    first.watch(run.run.run_id)
+    highest = max(o.ib_order_id for o in run.run.orders)
+    # The gateway restarts, and so does TWS, which rolled nextValidId back to 1: the ids the
+    # database holds for this endpoint and client id must not be handed out again.
+    first.gateway.stop()
+    first.sim.set_next_valid_id(1)
+    second = start_gateway(sim=first.sim)
+    run2 = second.submit(second.order("three"))
+    assert run2.run.orders[0].ib_order_id == highest + 1
+    (final,) = [e for e in second.watch(run2.run.run_id) if e.HasField("run_status") and e.run_status.final]
+    assert final.run_status.status == pb.RUN_STATUS_SUCCESS

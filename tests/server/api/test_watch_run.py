@@ -1,0 +1,122 @@
+"""WatchRun: replay then live, gap-free and without duplicates, for every kind of watcher; each
+event already in the database when it reaches a watcher; heartbeats; shutdown; unknown runs."""
+
+from __future__ import annotations
+
+import threading
+
+import grpc
+import pytest
+from sqlalchemy import select
+
+from execgw.server.db.models import TradeEvent
+from execgw.v1 import execution_pb2 as pb
+
+
+def as_tuples(events: list[pb.RunEvent]) -> list[tuple[int, str, bytes]]:
+    def body(event: pb.RunEvent) -> bytes:
+        return getattr(event, event.WhichOneof("event")).SerializeToString(deterministic=True)
+
+    return [(e.sequence, e.WhichOneof("event"), body(e)) for e in events]
+
+
+def test_three_watchers_early_late_and_resuming_see_the_same_events_as_the_database(start_gateway):
+    live = start_gateway({"default": {"fills": 3, "fill_interval": 0.1}})
+    run_id = live.submit(live.order("a"), live.order("b", "MSFT", "SELL", 6)).run.run_id
+
+    early: list[pb.RunEvent] = []
+    watcher = threading.Thread(target=lambda: early.extend(live.watch(run_id)))
+    watcher.start()
+
+    # The resuming watcher drops its stream after three events, then resumes from the last one.
+    resumed: list[pb.RunEvent] = []
+    call = live.stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=30)
+    for message in call:
+        if message.HasField("event"):
+            resumed.append(message.event)
+        if len(resumed) == 3:
+            call.cancel()
+            break
+    resumed.extend(live.watch(run_id, after=resumed[-1].sequence))
+
+    watcher.join(30)
+    late = live.watch(run_id)  # joins after the run finished: all of it from the database
+
+    stored = live.event_rows(run_id)
+    assert [e.sequence for e in early] == [row.sequence for row in stored] == list(range(1, len(stored) + 1))
+    assert as_tuples(early) == as_tuples(resumed) == as_tuples(late)
+    assert early[-1].run_status.final and early[-1].run_status.status == pb.RUN_STATUS_SUCCESS
+
+
+def test_every_event_is_in_the_database_before_a_watcher_receives_it(live):
+    run_id = live.submit(live.order("a"), live.order("b"), live.order("c")).run.run_id
+    missing = []
+
+    def check(event: pb.RunEvent) -> None:
+        with live.session() as session:
+            row = session.scalar(
+                select(TradeEvent.id).where(TradeEvent.run_id == run_id, TradeEvent.sequence == event.sequence)
+            )
+        if row is None:
+            missing.append(event.sequence)
+
+    events = live.watch(run_id, on_event=check)
+    assert len(events) >= 10 and missing == []
+
+
+def test_watching_from_a_sequence_replays_only_what_comes_after_it(live):
+    run, events = live.run_to_end(live.order("a"))
+    tail = live.watch(run.run_id, after=4)
+    assert [e.sequence for e in tail] == [e.sequence for e in events if e.sequence > 4]
+
+
+def test_a_quiet_stream_gets_heartbeats(start_gateway):
+    live = start_gateway({"default": {"outcome": "rest"}}, heartbeat_seconds=0.2)
+    run_id = live.submit(live.order("quiet")).run.run_id
+    call = live.stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=10)
+    heartbeats = []
+    for message in call:
+        if message.HasField("heartbeat"):
+            heartbeats.append(message.heartbeat)
+            if len(heartbeats) == 2:
+                call.cancel()
+                break
+    assert heartbeats[-1].last_sequence >= 2
+    assert heartbeats[-1].server_time.seconds > 0
+
+
+def test_an_unknown_run_is_not_found_and_a_missing_run_id_is_invalid(live):
+    with pytest.raises(grpc.RpcError) as caught:
+        list(live.stub.WatchRun(pb.WatchRunRequest(run_id="no-such-run"), timeout=5))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as caught:
+        list(live.stub.WatchRun(pb.WatchRunRequest(), timeout=5))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as caught:
+        live.stub.GetRun(pb.GetRunRequest(run_id="no-such-run"), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_shutdown_ends_watch_streams_with_a_status_that_says_resume(start_gateway):
+    live = start_gateway({"default": {"outcome": "rest"}})
+    run_id = live.submit(live.order("open")).run.run_id
+    call = live.stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=20)
+    seen = []
+
+    def read() -> None:
+        try:
+            for message in call:
+                seen.append(message)
+        except grpc.RpcError as error:
+            seen.append(error)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    while not seen:
+        threading.Event().wait(0.05)
+    live.gateway.stop()
+    reader.join(10)
+    error = seen[-1]
+    assert isinstance(error, grpc.RpcError)
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert "resume with after_sequence=" in error.details()
