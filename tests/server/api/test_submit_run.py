@@ -7,8 +7,8 @@ import math
 
 import grpc
 import pytest
-from grpc_status import rpc_status
 from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from execgw.v1 import execution_pb2 as pb
 
