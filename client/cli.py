@@ -1,0 +1,215 @@
+"""``execgw submit | watch | runs | run | cancel | demo``: the gateway from a terminal.
+
+Exit codes (all commands):
+  0  done; for watch (and submit --watch, demo) the run ended SUCCESS
+  1  error: request refused (the fields are listed), run not found, gateway unreachable, bad order
+     argument or file
+  2  the run ended PARTIAL (argparse also uses 2 for a usage error, with a usage message)
+  3  the run ended FAILED or CANCELLED
+  4  the watch stream ended while the run was still RUNNING
+  130 interrupted (Ctrl-C); watch prints where to resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import getpass
+import os
+import socket
+from collections.abc import Callable
+from datetime import timedelta
+
+from rich.text import Text
+
+from execgw.client.client import DEFAULT_TARGET, ExecGwClient
+from execgw.client.errors import ExecGwError, InvalidRequest, Unavailable
+from execgw.client.orders import Order, OrderFormatError, load_orders_file, parse_order_arg
+from execgw.client.progress import RunProgress, follow_run
+from execgw.client.render import cancel_view, make_console, run_view, runs_table, submit_view
+from execgw.v1 import execution_pb2 as pb
+
+TARGET_ENV = "EXECGW_TARGET"
+
+EXIT_OK, EXIT_ERROR, EXIT_PARTIAL, EXIT_FAILED, EXIT_RUNNING, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_BY_RUN_STATUS = {
+    pb.RUN_STATUS_SUCCESS: EXIT_OK,
+    pb.RUN_STATUS_PARTIAL: EXIT_PARTIAL,
+    pb.RUN_STATUS_FAILED: EXIT_FAILED,
+    pb.RUN_STATUS_CANCELLED: EXIT_FAILED,
+}
+EXIT_CODES_HELP = ("exit codes: 0 SUCCESS (or done), 1 error, 2 PARTIAL, 3 FAILED/CANCELLED, "
+                   "4 stream ended while RUNNING, 130 interrupted")
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument("--target", metavar="HOST:PORT",
+                            help=f"the gateway (default ${TARGET_ENV}, else {DEFAULT_TARGET})")
+    connection.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                            help="deadline of each request (default 10)")
+
+    submit = subparsers.add_parser(
+        "submit", parents=[connection], help="submit a run of market orders",
+        description="Submit market orders as one run and print the run id and the orders' IB order ids.",
+        epilog="ORDER is SIDE:SYMBOL:QUANTITY[:CLIENT_ORDER_ID], e.g. BUY:AAPL:10 or SELL:MSFT:5:rebal-42 "
+               "(a client order id is generated when omitted). --file takes JSON (a list of objects with "
+               "the OrderSpec field names) or CSV (header side,symbol,quantity[,client_order_id,...]). "
+               + EXIT_CODES_HELP,
+    )
+    submit.add_argument("orders", nargs="*", metavar="ORDER", help="SIDE:SYMBOL:QUANTITY[:CLIENT_ORDER_ID]")
+    submit.add_argument("--file", metavar="FILE", help="orders from a .json or .csv file")
+    submit.add_argument("--mode", choices=("paper", "live"), default="paper", help="default paper")
+    submit.add_argument("--account", default="", help="IB account (default: the endpoint's default account)")
+    submit.add_argument("--deadline", type=float, metavar="SECONDS",
+                        help="cancel what has not filled after this long (default: the gateway's)")
+    submit.add_argument("--submitted-by", default=None, metavar="WHO", help="kept with the run (default user@host)")
+    submit.add_argument("--watch", action="store_true", help="then follow the run to its end, like watch")
+    submit.set_defaults(func=run_submit)
+
+    watch = subparsers.add_parser(
+        "watch", parents=[connection], help="follow a run's events to its end",
+        description="Follow a run: its orders' states and an event log, until its final status.",
+        epilog=EXIT_CODES_HELP,
+    )
+    watch.add_argument("run_id", metavar="RUN_ID")
+    watch.add_argument("--after", type=int, default=0, metavar="N", help="start after event sequence N")
+    watch.set_defaults(func=run_watch)
+
+    runs = subparsers.add_parser("runs", parents=[connection], help="list runs, newest first")
+    runs.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (default 20)")
+    runs.set_defaults(func=run_runs)
+
+    run = subparsers.add_parser("run", parents=[connection], help="show a run with its orders and fills")
+    run.add_argument("run_id", metavar="RUN_ID")
+    run.set_defaults(func=run_show)
+
+    cancel = subparsers.add_parser("cancel", parents=[connection], help="cancel a run's open orders")
+    cancel.add_argument("run_id", metavar="RUN_ID")
+    cancel.set_defaults(func=run_cancel)
+
+    from execgw.client import demo  # late: demo imports this module's helpers
+
+    demo.register(subparsers)
+
+
+def target_of(args: argparse.Namespace) -> str:
+    return args.target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
+
+
+def exit_code(status: int) -> int:
+    return EXIT_BY_RUN_STATUS.get(status, EXIT_RUNNING)
+
+
+def reports_errors(command: Command) -> Command:
+    """Expected failures become one line on stderr and exit code 1, never a traceback."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (ExecGwError, OrderFormatError, ValueError) as error:
+            make_console(stderr=True).print(Text(f"error: {describe_error(error, args)}", style="red"),
+                                            soft_wrap=True)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+
+    return run
+
+
+def describe_error(error: Exception, args: argparse.Namespace) -> str:
+    if isinstance(error, InvalidRequest) and error.violations:
+        return "request refused: " + "; ".join(f"{field}: {why}" for field, why in error.violations)
+    if isinstance(error, Unavailable):
+        return f"gateway {target_of(args)} unavailable: {error.message}"
+    if isinstance(error, ExecGwError):
+        return error.message if error.code.name in error.message else f"{error.code.name}: {error.message}"
+    return str(error)
+
+
+def connect(args: argparse.Namespace) -> ExecGwClient:
+    return ExecGwClient(target_of(args), timeout=args.timeout)
+
+
+def read_orders(args: argparse.Namespace) -> list[Order]:
+    orders = load_orders_file(args.file) if args.file else []
+    orders.extend(parse_order_arg(text) for text in args.orders)
+    if not orders:
+        raise OrderFormatError("no orders: give ORDER arguments (e.g. BUY:AAPL:10) or --file")
+    return orders
+
+
+def default_submitter() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name (some containers)
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def watch_to_end(client: ExecGwClient, run_id: str, *, after_sequence: int = 0,
+                 progress: RunProgress | None = None) -> int:
+    """Follows the run on stdout; the exit code of its final status. On a lost gateway or Ctrl-C,
+    says how to resume before passing the error on."""
+    console = make_console()
+    progress = progress or RunProgress.from_run(client.get(run_id), with_state=after_sequence > 0)
+    try:
+        follow_run(client, console, run_id, after_sequence=after_sequence, progress=progress)
+    except (Unavailable, KeyboardInterrupt):
+        make_console(stderr=True).print(
+            f"resume with: execgw watch {run_id} --after {progress.last_sequence}", soft_wrap=True)
+        raise
+    return exit_code(progress.status)
+
+
+@reports_errors
+def run_submit(args: argparse.Namespace) -> int:
+    orders = read_orders(args)
+    deadline = timedelta(seconds=args.deadline) if args.deadline is not None else None
+    with connect(args) as client:
+        result = client.submit(orders, mode=args.mode, account=args.account, deadline=deadline,
+                               submitted_by=args.submitted_by or default_submitter())
+        console = make_console()
+        console.print(submit_view(result))
+        if not args.watch:
+            console.print(f"follow it with: execgw watch {result.run_id}", style="dim", soft_wrap=True)
+            return EXIT_OK
+        return watch_to_end(client, result.run_id, progress=RunProgress.from_run(result.run, with_state=False))
+
+
+@reports_errors
+def run_watch(args: argparse.Namespace) -> int:
+    if args.after < 0:
+        raise ValueError("--after must be 0 or positive")
+    with connect(args) as client:
+        return watch_to_end(client, args.run_id, after_sequence=args.after)
+
+
+@reports_errors
+def run_runs(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise ValueError("--limit must be at least 1")
+    with connect(args) as client:
+        runs = list(client.list(page_size=min(args.limit, 500), limit=args.limit))
+    console = make_console()
+    console.print(runs_table(runs) if runs else "no runs yet")
+    return EXIT_OK
+
+
+@reports_errors
+def run_show(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        run = client.get(args.run_id)
+    make_console().print(run_view(run))
+    return EXIT_OK
+
+
+@reports_errors
+def run_cancel(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        response = client.cancel(args.run_id)
+    make_console().print(cancel_view(response))
+    return EXIT_OK
