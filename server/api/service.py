@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from execgw.server.api import convert
 from execgw.server.api.errors import abort_bad_request, abort_precondition
@@ -18,6 +19,7 @@ from execgw.server.db.models import RunStatus
 from execgw.server.engine.bus import EventBus, Subscription
 from execgw.server.engine.engine import (
     ClientOrderIdConflict,
+    DatabaseUnavailable,
     ExecutionEngine,
     ModeNotConfigured,
     NotConnected,
@@ -82,6 +84,12 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,
                 f"IB {run_request.mode} endpoint is not connected; nothing was written or sent, retry later",
+            )
+            raise
+        except (DatabaseUnavailable, OperationalError, InterfaceError) as exc:
+            log.error("SubmitRun refused, database unavailable: %s", exc)
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, "database unavailable; nothing was sent to IB, retry later"
             )
             raise
         except ClientOrderIdConflict as conflict:

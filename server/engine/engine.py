@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from execgw.server.db.models import EventKind, OrderStatus, RunStatus, TradeFill, TradeOrder, TradeRun, utcnow
 from execgw.server.engine import state
+from execgw.server.engine.answers import COMPLETED_ORDERS, OPEN_ORDERS, IbAnswers
 from execgw.server.engine.bus import EventBus
 from execgw.server.engine.recorder import Recorder, order_status_payload
 from execgw.server.engine.store import Store
@@ -45,6 +46,10 @@ class ModeNotConfigured(Exception):
     pass
 
 
+class DatabaseUnavailable(Exception):
+    """The database is not taking writes; IB's events are held until it is back."""
+
+
 class ClientOrderIdConflict(Exception):
     def __init__(self, client_order_id: str, detail: str) -> None:
         super().__init__(f"client_order_id {client_order_id!r} {detail}")
@@ -61,6 +66,7 @@ class EngineTimings:
     reconcile_timeout: float = 15.0  # how long reqExecutions may take before we call it failed
     commission_grace: float = 3.0  # how long a finished run waits for missing commissions
     retry_interval: float = 2.0  # between attempts to finish a run IB could not be asked about
+    max_held_events: int = 100_000  # IB events held while the database is down; beyond: reconcile
 
 
 @dataclass
@@ -90,7 +96,10 @@ class ExecutionEngine:
         self._consumer: asyncio.Task[None] | None = None
         self._runs: dict[str, _RunClock] = {}
         self._changed = asyncio.Condition()
-        self._execution_requests: dict[int, asyncio.Future[None]] = {}
+        self._answers = IbAnswers()
+        self._reconciling: dict[str, asyncio.Lock] = {}
+        self._database_ok = True
+        self._events_dropped = 0
         # Commission reports that arrived before their execution; touched only on the writer thread.
         self._early_commissions: dict[str, ib.CommissionReport] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -101,7 +110,14 @@ class ExecutionEngine:
     # -- wiring -------------------------------------------------------------------------------
 
     def on_ib_event(self, event: ib.IbEvent) -> None:
-        """The IB sessions' sink; called on the loop."""
+        """The IB sessions' sink; called on the loop. While the database is down events are held,
+        up to a bound; past it they are dropped and recovered later by reconciliation with IB."""
+        if self._inbox.qsize() >= self.timings.max_held_events:
+            if self._events_dropped == 0:
+                log.error("more than %d IB events held: dropping, will reconcile with IB",
+                          self.timings.max_held_events)
+            self._events_dropped += 1
+            return
         self._inbox.put_nowait(event)
 
     def add_session(self, session: IBSession) -> None:
@@ -111,10 +127,10 @@ class ExecutionEngine:
         for session in self.sessions.values():
             floor = await self.store.max_ib_order_id(session.endpoint.address, session.endpoint.client_id)
             session.order_ids.raise_floor(floor + 1)
+        await self._resume_open_runs()
         self._consumer = asyncio.get_running_loop().create_task(self._consume(), name="engine-inbox")
         for session in self.sessions.values():
             session.start()
-        await self._resume_open_runs()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -148,6 +164,11 @@ class ExecutionEngine:
         session = self.sessions.get(mode)
         return session is not None and session.ready
 
+    @property
+    def accepting_runs(self) -> bool:
+        """New runs need a database that takes writes and no IB events waiting to be recovered."""
+        return self._database_ok and self._events_dropped == 0
+
     async def submit_run(self, request: RunRequest) -> tuple[TradeRun, bool]:
         """Records the run and its orders, then sends them. Returns (run, existing)."""
         session = self.sessions.get(request.mode)
@@ -158,6 +179,8 @@ class ExecutionEngine:
             return existing, True
         if not session.ready:
             raise NotConnected(request.mode)
+        if not self.accepting_runs:
+            raise DatabaseUnavailable("the database is not taking writes; IB events are held")
         ids = session.order_ids.allocate(len(request.orders))
         run_id = str(uuid.uuid4())
         deadline_at = utcnow() + request.deadline
@@ -242,8 +265,9 @@ class ExecutionEngine:
                 log.info("placed %s %s %g %s as IB order %s (run %s)", order.client_order_id, order.side,
                          order.quantity, order.symbol, order.ib_order_id, run.id)
             except ConnectionError as exc:
-                # Left PENDING_SUBMIT: reconciliation by orderRef decides whether IB has it.
+                # Maybe sent, maybe not: UNKNOWN until reconciliation by orderRef tells. Never resent.
                 log.error("could not send %s to IB: %s", order.client_order_id, exc)
+                await self._mark_unknown([order.id], "sending to IB failed")
 
     async def cancel_run(self, run_id: str) -> tuple[TradeRun, list[CancelOutcome]]:
         run = await self.store.get_run(run_id, with_fills=False)
@@ -278,7 +302,15 @@ class ExecutionEngine:
             try:
                 await self._handle(batch)
             except Exception:
-                log.exception("failed to apply %d IB events", len(batch))
+                # A bug, not a database outage (those are retried in _apply): what IB said is
+                # recovered from IB rather than lost.
+                log.exception("failed to apply %d IB events; reconciling with IB", len(batch))
+                self._events_dropped += len(batch)
+            if self._events_dropped and self._inbox.empty():
+                self._events_dropped = 0
+                for session in self.sessions.values():
+                    if session.ready:
+                        self._spawn(self._reconcile(session), f"reconcile-{session.endpoint.mode}")
 
     async def _drain_inbox(self) -> None:
         batch = []
@@ -334,7 +366,22 @@ class ExecutionEngine:
                     touched.add(order.run_id)
             return {run_id for run_id in touched if _all_done(rec, run_id)}
 
-        done_runs, committed = await self.store.write(work)
+        delay = 0.2
+        while True:
+            try:
+                done_runs, committed = await self.store.write(work)
+                break
+            except (OperationalError, InterfaceError) as exc:
+                # Held, not lost: retried until the database is back; nothing is emitted before.
+                if self._database_ok:
+                    log.error("database write failed (%s); holding %d IB events and retrying",
+                              exc.orig if exc.orig is not None else exc, len(events) + self._inbox.qsize())
+                self._database_ok = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        if not self._database_ok:
+            log.info("database is back; held IB events written")
+            self._database_ok = True
         self.bus.publish(committed)
         async with self._changed:
             self._changed.notify_all()
@@ -349,16 +396,21 @@ class ExecutionEngine:
         log.log(level, "IB %s error %d (id %d): %s", error.endpoint, error.code, error.req_id, error.message)
 
     def _control(self, event: ib.IbEvent) -> None:
-        if isinstance(event, ib.ExecutionsEnd):
-            future = self._execution_requests.pop(event.req_id, None)
-            if future is not None and not future.done():
-                future.set_result(None)
-        elif isinstance(event, ib.Connected | ib.Disconnected):
+        if self._answers.resolve(event):
+            return
+        if isinstance(event, ib.Connected | ib.Disconnected):
             self._connection_changed(event)
-        elif isinstance(event, ib.IbError) and event.code == CONNECTIVITY_RESTORED_DATA_LOST:
+        elif isinstance(event, ib.IbError) and event.code in (
+            CONNECTIVITY_LOST, CONNECTIVITY_RESTORED_DATA_LOST, CONNECTIVITY_RESTORED
+        ):
             session = self._session_at(event.endpoint)
-            if session is not None:
-                self._spawn(self._reconcile(session), f"reconcile-{session.endpoint.mode}")
+            if session is None:
+                return
+            for listener in self.connection_listeners:
+                listener(session.endpoint.mode, session.ready)
+            if event.code != CONNECTIVITY_LOST:
+                # 1101 says data was lost; after 1102 a reconciliation is cheap insurance.
+                self._spawn(self._reconcile_until_done(session), f"reconcile-{session.endpoint.mode}")
 
     def _connection_changed(self, event: ib.Connected | ib.Disconnected) -> None:
         session = self._session_at(event.endpoint)
@@ -367,12 +419,10 @@ class ExecutionEngine:
         for listener in self.connection_listeners:
             listener(session.endpoint.mode, isinstance(event, ib.Connected))
         if isinstance(event, ib.Connected):
-            # Whatever IB executed while we were away is recovered by asking for the day's executions.
-            self._spawn(self._reconcile(session), f"reconcile-{session.endpoint.mode}")
+            # Whatever IB did while we were away is recovered by asking IB, on every connect.
+            self._spawn(self._reconcile_until_done(session), f"reconcile-{session.endpoint.mode}")
         else:
-            for future in self._execution_requests.values():
-                if not future.done():
-                    future.set_exception(ConnectionError("IB disconnected during reqExecutions"))
+            self._answers.fail(event.endpoint, f"IB disconnected: {event.reason}")
 
     def _session_at(self, address: str) -> IBSession | None:
         return next((s for s in self.sessions.values() if s.endpoint.address == address), None)
@@ -380,19 +430,59 @@ class ExecutionEngine:
     # -- reconciliation and finishing runs ----------------------------------------------------------
 
     async def _reconcile(self, session: IBSession) -> bool:
-        """Asks IB for the day's executions of our client id and waits until they are stored."""
-        req_id = session.new_request_id()
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._execution_requests[req_id] = future
-        try:
-            await session.request_executions(req_id)
-            await asyncio.wait_for(future, self.timings.reconcile_timeout)
-            return True
-        except (TimeoutError, ConnectionError) as exc:
-            log.warning("reconciling executions with IB %s failed: %s", session.endpoint.mode, exc or "timeout")
-            return False
-        finally:
-            self._execution_requests.pop(req_id, None)
+        """Asks IB for open orders, completed orders and the day's executions of our client id,
+        and waits until all of it is stored. False if IB did not answer: state stays unknown."""
+        lock = self._reconciling.setdefault(session.endpoint.mode, asyncio.Lock())
+        address, timeout = session.endpoint.address, self.timings.reconcile_timeout
+        async with lock:
+            try:
+                await self._answers.ask(address, OPEN_ORDERS, session.request_open_orders, timeout)
+                await self._answers.ask(address, COMPLETED_ORDERS, session.request_completed_orders, timeout)
+                req_id = session.new_request_id()
+                await self._answers.ask(address, req_id, lambda: session.request_executions(req_id), timeout)
+            except (TimeoutError, ConnectionError) as exc:
+                log.warning("reconciling with IB %s failed: %s", session.endpoint.mode, exc or "timeout")
+                return False
+            await self._resolve_unknown_orders(session)
+        return True
+
+    async def _reconcile_until_done(self, session: IBSession) -> None:
+        while session.ready and not await self._reconcile(session):
+            await asyncio.sleep(self.timings.retry_interval)
+
+    async def _resolve_unknown_orders(self, session: IBSession) -> None:
+        """After a complete reconciliation, an UNKNOWN order IB reported nothing about never
+        reached IB: it is cancelled in our books, never sent again."""
+        endpoint = session.endpoint
+
+        def work(rec: Recorder) -> set[str]:
+            orders = rec.session.scalars(
+                select(TradeOrder).where(
+                    TradeOrder.status == OrderStatus.UNKNOWN.value,
+                    TradeOrder.ib_endpoint == endpoint.address,
+                    TradeOrder.ib_client_id == endpoint.client_id,
+                )
+            ).all()
+            for order in orders:
+                reason = "IB has no record of this order after reconciliation: it never reached IB"
+                order.rejected_reason = reason
+                rec.set_order_status(order, OrderStatus.CANCELLED, "reconciliation", reason)
+            return {o.run_id for o in orders if _all_done(rec, o.run_id)}
+
+        done_runs, events = await self.store.write(work)
+        self.bus.publish(events)
+        for run_id in done_runs:
+            self._finish_soon(run_id)
+
+    async def _mark_unknown(self, order_ids: list[int], why: str) -> None:
+        def work(rec: Recorder) -> None:
+            for order_id in order_ids:
+                order = rec.session.get(TradeOrder, order_id)
+                if order is not None and OrderStatus(order.status) not in state.DONE_STATES:
+                    rec.set_order_status(order, OrderStatus.UNKNOWN, why, why)
+
+        _, events = await self.store.write(work)
+        self.bus.publish(events)
 
     def _deadline_passed(self, run_id: str) -> None:
         log.info("run %s reached its deadline", run_id)
@@ -473,8 +563,20 @@ class ExecutionEngine:
             )
             return [(r[0], r[1]) for r in rows]
 
+        open_runs = await self.store.read(query)
+        if open_runs:
+            # A previous process may have died between writing an order and sending it, or missed
+            # IB's reports: its open orders are UNKNOWN until IB tells (reconciliation on connect).
+            run_ids = [run_id for run_id, _ in open_runs]
+            unfinished = await self.store.read(lambda s: list(s.scalars(
+                select(TradeOrder.id).where(
+                    TradeOrder.run_id.in_(run_ids),
+                    TradeOrder.status.not_in([st.value for st in state.DONE_STATES]),
+                )
+            )))
+            await self._mark_unknown(unfinished, "gateway restarted; waiting for IB's account of the order")
         now = utcnow()
-        for run_id, deadline_at in await self.store.read(query):
+        for run_id, deadline_at in open_runs:
             delay = max((deadline_at - now).total_seconds(), 0.0) if deadline_at else 0.0  # type: ignore[operator]
             clock = self._runs.setdefault(run_id, _RunClock())
             clock.timer = asyncio.get_running_loop().call_later(delay, self._deadline_passed, run_id)

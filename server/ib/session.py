@@ -49,6 +49,10 @@ class ConnectFailed(Exception):
     pass
 
 
+IB_LINK_LOST = 1100
+IB_LINK_CODES = frozenset({1100, 1101, 1102})
+
+
 class IBSession:
     """Owns the connection to one endpoint; reconnects with backoff and jitter until stopped."""
 
@@ -75,6 +79,9 @@ class IBSession:
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
         self._next_req_id = 1_000_000
+        self._generation = 0
+        self._connected = False
+        self._link_ok = True
         self.accounts: tuple[str, ...] = ()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -136,21 +143,31 @@ class IBSession:
 
     async def _connect_once(self) -> None:
         loop = asyncio.get_running_loop()
+        self._generation += 1
+        generation = self._generation
         self._closed = asyncio.Event()
+        self._connected = False
+        self._link_ok = True
         translator = CallbackTranslator(
-            self.endpoint, lambda event: loop.call_soon_threadsafe(self._deliver, event)
+            self.endpoint, lambda event: loop.call_soon_threadsafe(self._deliver, generation, event)
         )
         client = EClient(translator)
-        translator.client = client
         await loop.run_in_executor(
             None, client.connect, self.endpoint.host, self.endpoint.port, self.endpoint.client_id
         )
         if not client.isConnected():
             raise ConnectFailed(translator.last_error or "connection refused")
         self._client = client
-        thread = threading.Thread(target=self._run_reader, args=(client,), name="ibapi-reader", daemon=True)
+        thread = threading.Thread(
+            target=self._run_reader, args=(client, translator), name="ibapi-reader", daemon=True
+        )
         thread.start()
-        if not await self.wait_ready(self._connect_timeout):
+        # Ready (nextValidId arrived) or closed (e.g. error 326, client id in use), whichever first.
+        waiters = [asyncio.ensure_future(self._ready.wait()), asyncio.ensure_future(self._closed.wait())]
+        await asyncio.wait(waiters, timeout=self._connect_timeout, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        if not self._ready.is_set():
             await self._disconnect()
             raise ConnectFailed(translator.last_error or "no nextValidId from IB")
         log.info(
@@ -162,32 +179,46 @@ class IBSession:
             ",".join(self.accounts) or "-",
         )
 
-    def _run_reader(self, client: EClient) -> None:
+    def _run_reader(self, client: EClient, translator: CallbackTranslator) -> None:
         try:
             client.run()
         except Exception:  # ibapi's loop should not raise; if it does, the socket is gone anyway.
             log.exception("ibapi reader loop failed")
         finally:
-            loop_event = ev.Disconnected(self.endpoint.address, "socket closed")
             try:
-                client.wrapper.deliver(loop_event)
+                translator.deliver(ev.Disconnected(self.endpoint.address, translator.last_error or "socket closed"))
             except RuntimeError:  # the loop is already closed at shutdown
                 pass
 
-    def _deliver(self, event: ev.IbEvent) -> None:
-        """On the loop: keep the session's own state, then pass the event to the engine."""
+    def _deliver(self, generation: int, event: ev.IbEvent) -> None:
+        """On the loop: keep the session's own state, then pass the event to the engine.
+
+        Connection state changes from an earlier socket are ignored; what IB reported on it
+        (statuses, executions) is still passed on, it is still true."""
+        current = generation == self._generation
+        if isinstance(event, ev.Connected | ev.Disconnected) and not current:
+            return
         if isinstance(event, ev.Connected):
             self.order_ids.raise_floor(event.next_valid_id)
             self.accounts = event.accounts
-            self._ready.set()
+            self._connected = True
         elif isinstance(event, ev.Disconnected):
-            self._ready.clear()
+            self._connected = False
             self._client = None
             self._closed.set()
+        elif isinstance(event, ev.IbError) and current and event.code in IB_LINK_CODES:
+            # 1100: TWS lost IB's servers. Orders sent now would wait in TWS: refuse new runs
+            # until 1101/1102 says the link is back.
+            self._link_ok = event.code != IB_LINK_LOST
+        if self._connected and self._link_ok:
+            self._ready.set()
+        else:
+            self._ready.clear()
         self._sink(event)
 
     async def _disconnect(self) -> None:
         client, self._client = self._client, None
+        self._connected = False
         self._ready.clear()
         if client is not None:
             await asyncio.get_running_loop().run_in_executor(None, client.disconnect)

@@ -7,7 +7,6 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from ibapi.client import EClient
 from ibapi.commission_report import CommissionReport as IbCommissionReport
 from ibapi.contract import Contract
 from ibapi.execution import Execution
@@ -38,7 +37,6 @@ class CallbackTranslator(EWrapper):
         self._address = endpoint.address
         self._client_id = endpoint.client_id
         self.deliver = deliver
-        self.client: EClient | None = None
         self.last_error: str | None = None
         self._accounts: tuple[str, ...] = ()
         self._connected_sent = False
