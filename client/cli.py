@@ -23,7 +23,14 @@ from datetime import timedelta
 from rich.text import Text
 
 from execgw.client.client import DEFAULT_TARGET, ExecGwClient
-from execgw.client.errors import ExecGwError, InvalidRequest, Unavailable
+from execgw.client.errors import (
+    Conflict,
+    ExecGwError,
+    InvalidRequest,
+    NotFound,
+    PreconditionFailed,
+    Unavailable,
+)
 from execgw.client.orders import Order, OrderFormatError, load_orders_file, parse_order_arg
 from execgw.client.progress import RunProgress, follow_run
 from execgw.client.render import cancel_view, make_console, run_view, runs_table, submit_view
@@ -40,6 +47,10 @@ EXIT_BY_RUN_STATUS = {
 }
 EXIT_CODES_HELP = ("exit codes: 0 SUCCESS (or done), 1 error, 2 PARTIAL, 3 FAILED/CANCELLED, "
                    "4 stream ended while RUNNING, 130 interrupted")
+
+ERROR_LABELS: dict[type[ExecGwError], str] = {
+    NotFound: "not found", Conflict: "conflict", PreconditionFailed: "refused", InvalidRequest: "request refused",
+}
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -126,7 +137,7 @@ def describe_error(error: Exception, args: argparse.Namespace) -> str:
     if isinstance(error, Unavailable):
         return f"gateway {target_of(args)} unavailable: {error.message}"
     if isinstance(error, ExecGwError):
-        return error.message if error.code.name in error.message else f"{error.code.name}: {error.message}"
+        return f"{ERROR_LABELS.get(type(error), error.code.name)}: {error.message}"
     return str(error)
 
 

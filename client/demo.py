@@ -56,12 +56,21 @@ def simulator_running() -> Iterator[SimulatorThread]:
 
 @reports_errors
 def run_demo(args: argparse.Namespace) -> int:
+    gateway_log = logging.getLogger("execgw")
+    level = gateway_log.level
     if not getattr(args, "verbose", False):
         # The gateway's INFO lines (listening, run finished ...) would interleave with the run's view.
-        logging.getLogger("execgw").setLevel(logging.WARNING)
+        gateway_log.setLevel(logging.WARNING)
+    try:
+        return _demo(args.database_url)
+    finally:
+        gateway_log.setLevel(level)
+
+
+def _demo(kept_database_url: str | None) -> int:
     console = make_console()
     with tempfile.TemporaryDirectory(prefix="execgw-demo-") as scratch:
-        database_url = args.database_url or f"sqlite:///{Path(scratch) / 'demo.sqlite3'}"
+        database_url = kept_database_url or f"sqlite:///{Path(scratch) / 'demo.sqlite3'}"
         console.print("starting the TWS simulator and the gateway ...", style="dim")
         with simulator_running() as simulator, LocalGateway(
             # ib_paper, ib_live and live_enabled are given so that an operator's EXECGW_IB_*
@@ -70,8 +79,7 @@ def run_demo(args: argparse.Namespace) -> int:
             ib_live=None, live_enabled=False,
         ) as gateway:
             console.print(f"gateway on {gateway.target}, IB paper = simulator on 127.0.0.1:{simulator.port}, "
-                          f"database {database_url if args.database_url else '(temporary)'}",
-                          style="dim", soft_wrap=True)
+                          f"database {kept_database_url or '(temporary)'}", style="dim", soft_wrap=True)
             with ExecGwClient(gateway.target) as client:
                 result = client.submit(sample_orders(), submitted_by="execgw demo")
                 console.print(submit_view(result))
