@@ -57,7 +57,12 @@ class Gateway:
         log.info("database %s", display_url(database_url))
         await asyncio.get_running_loop().run_in_executor(None, upgrade, database_url)
         self.store = Store(make_engine(database_url))
-        self.engine = ExecutionEngine(self.store, self.bus, self.timings)
+        timings = self.timings or EngineTimings(
+            cancel_wait=settings.cancel_wait_seconds,
+            reconcile_timeout=settings.reconcile_timeout_seconds,
+            commission_grace=settings.commission_grace_seconds,
+        )
+        self.engine = ExecutionEngine(self.store, self.bus, timings)
         for endpoint in await self._endpoints():
             self.engine.add_session(
                 IBSession(endpoint, self.engine.on_ib_event, pacing_per_second=settings.pacing_per_second)
