@@ -303,6 +303,8 @@ class Engine:
             if order.cancel_requested and not b.late_fill:
                 return self._cancelled(order, b)
             self._execute(order, size, b, final=number == len(sizes))
+        if len(sizes) > FLOOD_BATCH:
+            log.info("order %d (%s): %d executions sent", order.order_id, order.order_ref, len(sizes))
         if order.cancel_requested:
             self.send(order.client_id, messages.error(
                 order.order_id, 10148, f"OrderId {order.order_id} that needs to be cancelled cannot be "
@@ -378,7 +380,9 @@ class Engine:
             venue=venue_of(order.contract.exchange, order.contract.sec_type),
         )
         self.executions.append(execution)
-        log.info("execution %s: order %d (%s) %s %g %s @ %g, cum %g",
+        # A flood logs its executions at DEBUG: one INFO line each would be the bottleneck.
+        log.log(logging.DEBUG if b.fills > FLOOD_BATCH else logging.INFO,
+                "execution %s: order %d (%s) %s %g %s @ %g, cum %g",
                  execution.exec_id, order.order_id, order.order_ref, execution.side, size,
                  order.contract.symbol, price, order.filled)
         self._set_status(order, FILLED if final else SUBMITTED)

@@ -105,20 +105,21 @@ def position(account: str, contract: Contract, quantity: float, avg_cost: float)
 
 
 def order_status(order: Order) -> bytes:
-    return frame(
+    # Written field by field: a flood sends one per execution.
+    return frame_texts(
         [
-            Outgoing.ORDER_STATUS,
-            order.order_id,
+            "3",
+            str(order.order_id),
             order.status,
-            order.filled,
-            order.remaining,
-            order.avg_fill_price,
-            order.perm_id,
-            0,  # parentId
-            order.last_fill_price,
-            order.client_id,
+            text(order.filled),
+            text(order.remaining),
+            text(order.avg_fill_price),
+            str(order.perm_id),
+            "0",  # parentId
+            text(order.last_fill_price),
+            str(order.client_id),
             order.why_held,
-            0,  # mktCapPrice
+            "0",  # mktCapPrice
         ]
     )
 
@@ -304,9 +305,16 @@ def completed_order(order: Order, completed_at: dt.datetime) -> bytes:
     return frame(fields)
 
 
+_last_time: tuple[dt.datetime, str] = (dt.datetime.min, "")
+
+
 def execution_time(moment: dt.datetime) -> str:
     """TWS's execDetails time at version 157: ``YYYYMMDD  HH:MM:SS`` (two spaces), local to TWS."""
-    return moment.strftime("%Y%m%d  %H:%M:%S")
+    global _last_time
+    second = moment.replace(microsecond=0)
+    if _last_time[0] != second:  # a flood formats the same second thousands of times
+        _last_time = (second, second.strftime("%Y%m%d  %H:%M:%S"))
+    return _last_time[1]
 
 
 def execution_data(req_id: int, execution: Execution) -> bytes:

@@ -47,19 +47,30 @@ class Connection:
         self.closed_event = asyncio.Event()
         self._frames = FrameReader()
         self._pending: list[list[str]] = []
+        self._outbox: list[bytes] = []
         self._received: deque[float] = deque()
         self._over_limit_seconds: list[int] = []
 
     # ---- Session -----------------------------------------------------------------------------
 
     def send(self, message: bytes) -> None:
+        """Queue a message; everything queued in one loop iteration goes out in one write."""
         if self.closed:
             return
-        self.writer.write(message)
+        self._outbox.append(message)
+        if len(self._outbox) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
         self.sent += 1
         self.server.after_send(self)
 
+    def _flush(self) -> None:
+        if self._outbox and not self.writer.is_closing():
+            self.writer.write(b"".join(self._outbox))
+        self._outbox.clear()
+
     async def drain(self) -> None:
+        """Wait until the socket took what was sent: a flood must not outrun a slow reader."""
+        self._flush()
         if not self.closed:
             with contextlib.suppress(ConnectionError):
                 await self.writer.drain()
@@ -67,6 +78,7 @@ class Connection:
     def close(self, why: str) -> None:
         if self.closed:
             return
+        self._flush()  # what was sent before the close still reaches the client, as with TWS
         self.closed = True
         self.closed_event.set()
         log.info("closing connection of client %d (%s): %s", self.client_id, self.peer, why)
@@ -119,9 +131,10 @@ class Connection:
 
     async def _messages(self):  # noqa: ANN202 - an async generator of field lists
         while True:
-            pending, self._pending = self._pending, []
-            for message in pending:
-                yield message
+            # Pop one at a time: a caller that stops iterating (after START_API) leaves the rest
+            # of what arrived in the same read for the next loop.
+            while self._pending:
+                yield self._pending.pop(0)
             self._pending = self._frames.feed(await self._read())
 
     async def _start_api(self, message: list[str]) -> bool:

@@ -30,14 +30,20 @@ class ProtocolError(Exception):
 
 def text(value: object) -> str:
     """One field's text as TWS writes it: bools as 0/1, None as empty, whole floats without ``.0``."""
+    kind = type(value)
+    if kind is str:  # the common cases first: this runs for every field of every message
+        return value  # type: ignore[return-value]
+    if kind is int:
+        return str(value)
+    if kind is float:
+        number: float = value  # type: ignore[assignment]
+        return str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
     if value is None:
         return ""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e15:
-            return str(int(value))
-        return repr(value)
+        return text(float(value))
     return str(value)
 
 

@@ -169,3 +169,16 @@ def test_several_accounts_and_orders_for_each(make_sim, ibapi_client):
     app.wait_for(lambda _: any(code == 201 for _, code, _ in app.errors()))
     assert [e[3].acctNumber for e in app.named("execDetails")] == ["U222", "DU111"]
     assert "not managed" in sim.wait_for_order("a-3", status="Inactive").reject_reason
+
+
+def test_requests_pipelined_with_the_handshake_are_all_answered(sim):
+    import socket
+
+    from execgw.sim.wire import API_PREFIX, FrameReader, frame
+
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as peer:
+        peer.sendall(API_PREFIX + frame(["v100..157"]) + frame([71, 2, 1, ""]) + frame([49, 1]) + frame([8, 1, 1]))
+        frames, seen = FrameReader(), []
+        while not any(m[0] == "9" for m in seen[6:]):
+            seen += frames.feed(peer.recv(65536))
+    assert any(m[0] == "49" for m in seen)
