@@ -86,11 +86,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXIT_CODES_HELP,
     )
     watch.add_argument("run_id", metavar="RUN_ID")
-    watch.add_argument("--after", type=int, default=0, metavar="N", help="start after event sequence N")
+    watch.add_argument("--after", type=count(0), default=0, metavar="N", help="start after event sequence N")
     watch.set_defaults(func=run_watch)
 
     runs = subparsers.add_parser("runs", parents=[connection], help="list runs, newest first")
-    runs.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (default 20)")
+    runs.add_argument("--limit", type=count(1), default=20, metavar="N", help="at most N runs (default 20)")
     runs.set_defaults(func=run_runs)
 
     run = subparsers.add_parser("run", parents=[connection], help="show a run with its orders and fills")
@@ -104,6 +104,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from execgw.client import demo  # late: demo imports this module's helpers
 
     demo.register(subparsers)
+
+
+def count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def target_of(args: argparse.Namespace) -> str:
@@ -121,14 +136,18 @@ def reports_errors(command: Command) -> Command:
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
-        except (ExecGwError, OrderFormatError, ValueError) as error:
-            make_console(stderr=True).print(Text(f"error: {describe_error(error, args)}", style="red"),
-                                            soft_wrap=True)
-            return EXIT_ERROR
+        except (ExecGwError, OrderFormatError) as error:
+            return print_error(describe_error(error, args))
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
 
     return run
+
+
+def print_error(message: str) -> int:
+    """``error: <message>`` on stderr; returns EXIT_ERROR."""
+    make_console(stderr=True).print(Text(f"error: {message}", style="red"), soft_wrap=True)
+    return EXIT_ERROR
 
 
 def describe_error(error: Exception, args: argparse.Namespace) -> str:
@@ -193,16 +212,12 @@ def run_submit(args: argparse.Namespace) -> int:
 
 @reports_errors
 def run_watch(args: argparse.Namespace) -> int:
-    if args.after < 0:
-        raise ValueError("--after must be 0 or positive")
     with connect(args) as client:
         return watch_to_end(client, args.run_id, after_sequence=args.after)
 
 
 @reports_errors
 def run_runs(args: argparse.Namespace) -> int:
-    if args.limit < 1:
-        raise ValueError("--limit must be at least 1")
     with connect(args) as client:
         runs = list(client.list(page_size=min(args.limit, 500), limit=args.limit))
     console = make_console()

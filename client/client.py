@@ -15,7 +15,6 @@ from types import TracebackType
 from typing import TypeVar
 
 import grpc
-from google.protobuf.duration_pb2 import Duration
 
 from execgw.client.errors import ExecGwError, Unavailable, translate
 from execgw.client.orders import Order, order_specs
@@ -127,8 +126,7 @@ class ExecGwClient:
             mode=MODES[mode], account=account, orders=order_specs(orders), submitted_by=submitted_by
         )
         if deadline is not None:
-            request.deadline.CopyFrom(Duration(seconds=int(deadline.total_seconds()),
-                                               nanos=deadline.microseconds * 1000))
+            request.deadline.FromTimedelta(deadline)
         response: pb.SubmitRunResponse = self._call(self._stub.SubmitRun, request)
         return SubmitResult(response.run, response.existing)
 

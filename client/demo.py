@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from execgw.client.cli import exit_code, reports_errors
+from execgw.client.cli import exit_code, print_error, reports_errors
 from execgw.client.client import ExecGwClient
-from execgw.client.local_gateway import LocalGateway
+from execgw.client.local_gateway import GatewayStartError, LocalGateway
 from execgw.client.orders import Order, new_client_order_id
 from execgw.client.progress import RunProgress, follow_run
 from execgw.client.render import make_console, run_view, submit_view
@@ -63,6 +63,8 @@ def run_demo(args: argparse.Namespace) -> int:
         gateway_log.setLevel(logging.WARNING)
     try:
         return _demo(args.database_url)
+    except GatewayStartError as error:
+        return print_error(str(error))
     finally:
         gateway_log.setLevel(level)
 

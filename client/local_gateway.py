@@ -16,6 +16,10 @@ from execgw.server.app import Gateway
 from execgw.server.config import Settings
 
 
+class GatewayStartError(RuntimeError):
+    """The gateway could not start (database, port, IB endpoint); the message says why."""
+
+
 class LocalGateway:
     """Starts ``Gateway(settings)`` on a background thread; ``start()`` returns once it listens and
     its IB endpoints (the built-in simulator when no ``ib_paper``) are connected.
@@ -42,17 +46,27 @@ class LocalGateway:
         self._thread.start()
         try:
             self.port = self._run(self.gateway.start())
-            if not self._run(self.gateway.wait_connected(self.connect_timeout)):
-                raise RuntimeError(f"gateway's IB endpoints not connected within {self.connect_timeout:g}s")
+            connected = self._run(self.gateway.wait_connected(self.connect_timeout))
+        except Exception as exc:
+            self.stop()
+            raise GatewayStartError(f"gateway did not start: {exc}") from exc
         except BaseException:
             self.stop()
             raise
+        if not connected:
+            self.stop()
+            raise GatewayStartError(f"gateway's IB endpoints not connected within {self.connect_timeout:g}s")
         return self
 
     def stop(self, grace: float = 2.0) -> None:
         if self._thread.is_alive():
             try:
                 self._run(self.gateway.stop(grace))
+            except Exception:
+                # A gateway that failed half-way through start() may not stop cleanly; the loop
+                # and thread are still wound down below.
+                if self.port:
+                    raise
             finally:
                 # As asyncio.run does: tasks still pending after the gateway stopped are cancelled
                 # and awaited, so closing the loop does not destroy them mid-flight.

@@ -182,3 +182,19 @@ def test_demo_keeps_its_database_when_given_one(execgw: Run, tmp_path: Path) -> 
     result = execgw("demo", "--database-url", url)
     assert result.code == 0 and url in result.out
     assert (tmp_path / "kept.sqlite3").stat().st_size > 0
+
+
+def test_demo_that_cannot_start_says_why(execgw: Run) -> None:
+    result = execgw("demo", "--database-url", "nosuch://db")
+    assert result.code == 1
+    assert result.err.startswith("error: gateway did not start: ") and "nosuch://db" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [("runs", "--limit", "0"), ("watch", "r1", "--after", "-1"),
+                                  ("watch", "r1", "--after", "x")])
+def test_bad_numbers_are_usage_errors(execgw: Run, argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        execgw(*argv)
+    assert caught.value.code == 2
+    assert f"argument {argv[-2]}:" in capsys.readouterr().err
