@@ -5,6 +5,7 @@ Output goes to a pipe here (capsys), so watch prints one plain line per event.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from collections.abc import Callable
@@ -198,3 +199,24 @@ def test_bad_numbers_are_usage_errors(execgw: Run, argv: tuple[str, ...], capsys
         execgw(*argv)
     assert caught.value.code == 2
     assert f"argument {argv[-2]}:" in capsys.readouterr().err
+
+
+def test_through_the_execgw_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Registered on the real `execgw` parser (as server/cli.py will do), next to its own commands."""
+    from execgw.client import cli
+    from execgw.server import cli as server_cli
+
+    build_parser = server_cli.build_parser
+
+    def with_client_commands() -> argparse.ArgumentParser:
+        parser = build_parser()
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        if "demo" not in commands.choices:  # until server/cli.py lists execgw.client.cli itself
+            cli.register(commands)
+        return parser
+
+    monkeypatch.setattr(server_cli, "build_parser", with_client_commands)
+    with pytest.raises(SystemExit) as caught:
+        server_cli.main(["demo"])
+    assert caught.value.code == 0
+    assert "SUCCESS: all 4 orders filled" in capsys.readouterr().out
