@@ -443,7 +443,11 @@ class ExecutionEngine:
             except (TimeoutError, ConnectionError) as exc:
                 log.warning("reconciling with IB %s failed: %s", session.endpoint.mode, exc or "timeout")
                 return False
-            await self._resolve_unknown_orders(session)
+            try:
+                await self._resolve_unknown_orders(session)
+            except (OperationalError, InterfaceError) as exc:
+                log.warning("reconciliation with IB %s must wait for the database: %s", session.endpoint.mode, exc)
+                return False
         return True
 
     async def _reconcile_until_done(self, session: IBSession) -> None:
@@ -495,26 +499,36 @@ class ExecutionEngine:
 
     async def _finish(self, run_id: str) -> None:
         """Cancel what is open, reconcile executions with IB, then decide the run's status.
-        Retried while IB cannot be asked: an unanswered reconciliation is not "no fills"."""
+        Retried while IB cannot be asked (an unanswered reconciliation is not "no fills") and
+        while the database is down."""
         clock = self._runs.setdefault(run_id, _RunClock())
         while True:
-            run = await self.store.get_run(run_id, with_fills=False)
-            if run is None or run.status != RunStatus.RUNNING.value:
-                return
-            session = self.sessions.get(run.mode)
-            if session is not None and session.ready:
-                await self._cancel_open_orders(session, run, clock)
-                if await self._reconcile(session):
-                    await self._wait_for_commissions(run_id)
-                    _, events = await self.store.write(
-                        lambda rec: rec.finish_run(rec.session.get(TradeRun, run_id), clock.cancelled_by_caller)
-                    )
-                    self.bus.publish(events)
-                    if clock.timer is not None:
-                        clock.timer.cancel()
-                    log.info("run %s finished: %s", run_id, events[-1].payload["status"] if events else "?")
+            try:
+                if await self._try_finish(run_id, clock):
                     return
+            except (OperationalError, InterfaceError, ConnectionError) as exc:
+                log.warning("finishing run %s must wait: %s", run_id, exc)
             await asyncio.sleep(self.timings.retry_interval)
+
+    async def _try_finish(self, run_id: str, clock: _RunClock) -> bool:
+        run = await self.store.get_run(run_id, with_fills=False)
+        if run is None or run.status != RunStatus.RUNNING.value:
+            return True
+        session = self.sessions.get(run.mode)
+        if session is None or not session.ready:
+            return False
+        await self._cancel_open_orders(session, run, clock)
+        if not await self._reconcile(session):
+            return False
+        await self._wait_for_commissions(run_id)
+        _, events = await self.store.write(
+            lambda rec: rec.finish_run(rec.session.get(TradeRun, run_id), clock.cancelled_by_caller)
+        )
+        self.bus.publish(events)
+        if clock.timer is not None:
+            clock.timer.cancel()
+        log.info("run %s finished: %s", run_id, events[-1].payload["status"] if events else "?")
+        return True
 
     async def _cancel_open_orders(self, session: IBSession, run: TradeRun, clock: _RunClock) -> None:
         open_orders = [o for o in run.orders if OrderStatus(o.status) not in state.DONE_STATES]

@@ -101,6 +101,11 @@ class LiveGateway:
 
 
 @pytest.fixture
+def test_timings() -> EngineTimings:
+    return TEST_TIMINGS
+
+
+@pytest.fixture
 def start_gateway(database_url: str) -> Iterator[Callable[..., LiveGateway]]:
     """Starts a simulator with the given scenario and a gateway pointed at it; stops both after."""
     started: list[tuple[GatewayThread, SimulatorThread, grpc.Channel, Engine]] = []

@@ -1,0 +1,133 @@
+"""MariaDB stops in the middle of a run and comes back: IB's events are held, written when it
+returns, nothing reaches a watcher before it is stored, and no fill is lost.
+
+Runs a MariaDB server of its own (mariadb-install-db + mariadbd on a free loopback port), so
+that stopping it touches nothing else."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import grpc
+import pymysql
+import pytest
+
+from execgw.server.config import Settings
+from execgw.server.db.migrations import upgrade
+from execgw.server.embedded import GatewayThread
+from execgw.sim.scenario import Scenario
+from execgw.sim.thread import SimulatorThread
+from execgw.v1 import execution_pb2 as pb
+from execgw.v1 import execution_pb2_grpc as pb_grpc
+
+pytestmark = pytest.mark.mysql
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class PrivateMariaDB:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def install(self) -> None:
+        subprocess.run(
+            ["mariadb-install-db", "--no-defaults", f"--datadir={self.folder / 'data'}", "--user=root",
+             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            check=True, capture_output=True, timeout=60,
+        )
+
+    def start(self) -> None:
+        with (self.folder / "mariadbd.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                ["mariadbd", "--no-defaults", f"--datadir={self.folder / 'data'}", f"--port={self.port}",
+                 "--bind-address=127.0.0.1", f"--socket={self.folder / 'mariadbd.sock'}", "--user=root",
+                 "--skip-log-bin", "--innodb-buffer-pool-size=32M"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                pymysql.connect(host="127.0.0.1", port=self.port, user="root", connect_timeout=1).close()
+                return
+            except pymysql.err.OperationalError:
+                assert time.monotonic() < deadline, (self.folder / "mariadbd.log").read_text()[-2000:]
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+    @property
+    def url(self) -> str:
+        return f"mysql+pymysql://root@127.0.0.1:{self.port}/execgw"
+
+
+@pytest.fixture
+def mariadb(tmp_path, mysql_server_url):  # mysql_server_url: fails in CI when MySQL is absent
+    if shutil.which("mariadb-install-db") is None or shutil.which("mariadbd") is None:
+        pytest.fail("mariadb-install-db and mariadbd are needed for the database outage test")
+    server = PrivateMariaDB(tmp_path)
+    server.install()
+    server.start()
+    connection = pymysql.connect(host="127.0.0.1", port=server.port, user="root")
+    connection.cursor().execute("CREATE DATABASE execgw")
+    connection.close()
+    upgrade(server.url)
+    yield server
+    server.stop()
+
+
+def test_a_database_outage_mid_run_holds_ib_events_and_loses_nothing(mariadb, test_timings):
+    sim = SimulatorThread(scenario=Scenario.from_dict({"default": {"fills": 10, "fill_interval": 0.3}}))
+    sim.start()
+    gateway = GatewayThread(
+        Settings(database_url=mariadb.url, listen="127.0.0.1:0", ib_paper=f"127.0.0.1:{sim.port}"),
+        timings=test_timings,
+    )
+    gateway.start()
+    channel = grpc.insecure_channel(gateway.target)
+    stub = pb_grpc.ExecutionServiceStub(channel)
+    try:
+        run_id = stub.SubmitRun(pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=[
+            pb.OrderSpec(client_order_id="outage-1", symbol="AAPL", side=pb.ORDER_SIDE_BUY, quantity=100),
+        ]), timeout=10).run.run_id
+        seen = []
+        for message in stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=60):
+            if message.HasField("event"):
+                seen.append(message.event)
+                if sum(e.HasField("fill") for e in seen) == 2:
+                    break
+        mariadb.stop()
+        time.sleep(1.5)  # fills keep coming from IB while the database is down
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.SubmitRun(pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=[
+                pb.OrderSpec(client_order_id="outage-2", symbol="AAPL", side=pb.ORDER_SIDE_BUY, quantity=1),
+            ]), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "outage-2" not in [o.order_ref for o in sim.orders()]
+        mariadb.start()
+        for message in stub.WatchRun(pb.WatchRunRequest(run_id=run_id, after_sequence=seen[-1].sequence), timeout=60):
+            if message.HasField("event"):
+                seen.append(message.event)
+        assert seen[-1].run_status.status == pb.RUN_STATUS_SUCCESS
+        run = stub.GetRun(pb.GetRunRequest(run_id=run_id), timeout=10).run
+        assert [e.sequence for e in seen] == list(range(1, run.last_sequence + 1))
+        truth = sorted(e.exec_id for e in sim.executions())
+        assert sorted(f.exec_id for f in run.orders[0].fills) == truth and len(truth) == 10
+        assert run.orders[0].filled_quantity == 100
+        assert all(f.HasField("commission") for f in run.orders[0].fills)
+    finally:
+        channel.close()
+        gateway.stop()
+        sim.stop()
