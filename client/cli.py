@@ -66,7 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "submit", parents=[connection], help="submit a run of market orders",
         description="Submit market orders as one run and print the run id and the orders' IB order ids.",
         epilog="ORDER is SIDE:SYMBOL:QUANTITY[:CLIENT_ORDER_ID], e.g. BUY:AAPL:10 or SELL:MSFT:5:rebal-42 "
-               "(a client order id is generated when omitted). --file takes JSON (a list of objects with "
+               "(a client order id is generated when omitted; give your own to make re-running the command "
+               "safe: the gateway then returns the existing run and sends nothing twice). --file takes JSON (a list of objects with "
                "the OrderSpec field names) or CSV (header side,symbol,quantity[,client_order_id,...]). "
                + EXIT_CODES_HELP,
     )
