@@ -286,6 +286,7 @@ class Engine:
 
         if b.outcome == "rest":
             await self._until_released_or_cancelled(order)
+            order.release_requested = False
         elif b.fill_delay:
             await self._pause(order, b.fill_delay, interruptible=not b.late_fill)
         if order.cancel_requested and not b.late_fill:
@@ -399,8 +400,10 @@ class Engine:
         if final:
             self.send(client, messages.open_order(order))
             self._status(order, b, times=2)  # TWS commonly sends Filled twice
+            # The last openOrder carries the order's commission, unless the scenario holds it back.
             total = sum(e.commission for e in self.executions if e.perm_id == order.perm_id)
-            self.send(client, messages.open_order(order, commission=round(total, 2)))
+            shown = round(total, 2) if b.commission in ("after", "before") else None
+            self.send(client, messages.open_order(order, commission=shown))
         else:
             self._status(order, b)
         self._commission_after(execution, b)

@@ -74,8 +74,9 @@ class OrderBehaviour:
 
 @dataclass(frozen=True)
 class Drop:
-    """Close client sockets: after a client was sent ``after_messages`` messages, or ``at`` seconds
-    after the simulator started. Applies once, to ``client_id`` or to every client."""
+    """Close client sockets: after a client was sent ``after_messages`` messages (counting the five
+    sent at START_API: accounts, nextValidId, three farm notices), or ``at`` seconds after the
+    simulator started. Applies once, to ``client_id`` or to every client."""
 
     after_messages: int | None = None
     at: float | None = None

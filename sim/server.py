@@ -26,8 +26,9 @@ RECONNECT_GRACE = 0.5
 """Seconds a START_API waits for the previous socket of its client id to be seen closed."""
 
 # Requests the simulator accepts without an answer, as TWS does for cancels and settings.
+# REQ_AUTO_OPEN_ORDERS only binds manual TWS orders to client 0, of which a simulator has none.
 SILENT = frozenset({
-    Incoming.REQ_MARKET_DATA_TYPE, Incoming.CANCEL_ACCOUNT_SUMMARY, Incoming.CANCEL_POSITIONS,
+    Incoming.REQ_AUTO_OPEN_ORDERS, Incoming.REQ_MARKET_DATA_TYPE, Incoming.CANCEL_ACCOUNT_SUMMARY, Incoming.CANCEL_POSITIONS,
     Incoming.CANCEL_POSITIONS_MULTI, Incoming.CANCEL_ACCOUNT_UPDATES_MULTI,
 })
 
@@ -204,7 +205,7 @@ class Connection:
             engine.place_order(self.client_id, parse_place_order(message))
         elif kind == Incoming.CANCEL_ORDER:
             engine.cancel_order(self.client_id, parse_int(message[2]) or 0)
-        elif kind in (Incoming.REQ_OPEN_ORDERS, Incoming.REQ_AUTO_OPEN_ORDERS):
+        elif kind == Incoming.REQ_OPEN_ORDERS:
             reports.open_orders(engine, self, every_client=False)
         elif kind == Incoming.REQ_ALL_OPEN_ORDERS:
             reports.open_orders(engine, self, every_client=True)
