@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
-import itertools
 import logging
-import random
-import zlib
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from execgw.sim import messages
+from execgw.sim.market import Market, corrected_exec_id, split_quantity, venue_of
 from execgw.sim.records import (
     API_CANCELLED,
     CANCELLED,
@@ -72,11 +71,7 @@ class Engine:
         self._highest_id: dict[int, int] = {}
         self._base_id: int = scenario.first_order_id
         self._base_id_for: dict[int, int] = {}
-        self._rng = random.Random(seed)
-        self._perm_ids = itertools.count(1_000_000_000 + self._rng.randrange(1_000_000) * 1000)
-        self._exec_prefix = f"{0xE000 + self._rng.randrange(0x1000):08x}"
-        self._exec_seq = itertools.count(0x65000000 + self._rng.randrange(0x100000))
-        self._prices: dict[str, float] = dict(scenario.prices)
+        self.market = Market(scenario, seed)
         self._tasks: set[asyncio.Task[None]] = set()
         self.commission_pending: set[str] = set()  # exec ids whose commission report is not due yet
         self.link_down = False
@@ -180,7 +175,7 @@ class Engine:
         order = Order(
             order_id=request.order_id,
             client_id=client_id,
-            perm_id=next(self._perm_ids),
+            perm_id=self.market.next_perm_id(),
             contract=request.contract,
             action=request.action,
             quantity=request.quantity,
@@ -346,25 +341,13 @@ class Engine:
 
     # ---- executions ------------------------------------------------------------------------
 
-    def price_of(self, symbol: str) -> float:
-        """The symbol's simulated market: a stable reference price that drifts a little per fill."""
-        price = self._prices.get(symbol)
-        if price is None:
-            price = 20.0 + (zlib.crc32(symbol.encode()) % 48_000) / 100.0
-        price = round(price * (1.0 + self._rng.uniform(-0.0005, 0.0005)), 2)
-        self._prices[symbol] = price
-        return price
-
-    def commission_of(self, shares: float) -> float:
-        return round(max(self.scenario.min_commission, self.scenario.commission_per_share * shares), 2)
-
     def _execute(self, order: Order, size: float, b: OrderBehaviour, final: bool) -> Execution:
-        price = b.price if b.price is not None else self.price_of(order.contract.symbol)
+        price = b.price if b.price is not None else self.market.price_of(order.contract.symbol)
         order.avg_fill_price = round((order.avg_fill_price * order.filled + price * size) / (order.filled + size), 6)
         order.filled += size
         order.last_fill_price = price
         execution = Execution(
-            exec_id=f"{self._exec_prefix}.{next(self._exec_seq):08x}.01.01",
+            exec_id=self.market.next_exec_id(),
             order_ref=order.order_ref,
             order_id=order.order_id,
             perm_id=order.perm_id,
@@ -377,7 +360,7 @@ class Engine:
             cum_qty=order.filled,
             avg_price=order.avg_fill_price,
             time=self.clock(),
-            commission=self.commission_of(size),
+            commission=self.market.commission_of(size),
             venue=venue_of(order.contract.exchange, order.contract.sec_type),
         )
         self.executions.append(execution)
@@ -426,24 +409,12 @@ class Engine:
         """Replace the order's last execution: same execId base, last part .02, a changed price."""
         original = [e for e in self.executions if e.perm_id == order.perm_id][-1]
         price = round(original.price + (b.correction or 0.0), 2)
-        base = original.exec_id.rsplit(".", 1)[0]
-        revision = int(original.exec_id.rsplit(".", 1)[1]) + 1
-        correction = Execution(
-            exec_id=f"{base}.{revision:02d}",
-            order_ref=original.order_ref,
-            order_id=original.order_id,
-            perm_id=original.perm_id,
-            client_id=original.client_id,
-            account=original.account,
-            contract=original.contract,
-            side=original.side,
-            shares=original.shares,
+        correction = dataclasses.replace(
+            original,
+            exec_id=corrected_exec_id(original.exec_id),
             price=price,
-            cum_qty=original.cum_qty,
             avg_price=_average_after(self.executions, order.perm_id, original, price),
             time=self.clock(),
-            commission=original.commission,
-            venue=original.venue,
             corrects=original.exec_id,
         )
         self.executions.append(correction)
@@ -462,19 +433,3 @@ def _average_after(executions: list[Execution], perm_id: int, replaced: Executio
     kept = [e for e in executions if e.perm_id == perm_id and e.exec_id not in superseded]
     shares = sum(e.shares for e in kept) + replaced.shares
     return round((sum(e.price * e.shares for e in kept) + price * replaced.shares) / shares, 6)
-
-
-def split_quantity(quantity: float, parts: int) -> list[float]:
-    """Split into ``parts`` executions of whole shares where possible, the remainder on the last."""
-    parts = max(1, min(parts, int(quantity) if quantity >= 1 else 1))
-    size = float(int(quantity // parts)) if quantity >= parts else quantity / parts
-    sizes = [size] * (parts - 1)
-    sizes.append(round(quantity - sum(sizes), 8))
-    return sizes
-
-
-def venue_of(exchange: str, sec_type: str) -> str:
-    """Where a SMART-routed order executes; IB reports the venue, not SMART, in execDetails."""
-    if exchange.upper() in ("", "SMART"):
-        return "ISLAND" if sec_type in ("STK", "") else "SMART"
-    return exchange
