@@ -16,10 +16,10 @@ from pathlib import Path
 
 from execgw.client.cli import exit_code, print_error, reports_errors
 from execgw.client.client import ExecGwClient
-from execgw.client.local_gateway import GatewayStartError, LocalGateway
 from execgw.client.orders import Order, new_client_order_id
 from execgw.client.progress import RunProgress, follow_run
 from execgw.client.render import make_console, run_view, submit_view
+from execgw.server.embedded import GatewayStartError, GatewayThread
 from execgw.sim import Scenario, SimulatorThread
 
 SAMPLE_RUN = (("BUY", "AAPL", 100), ("SELL", "MSFT", 50), ("BUY", "SPY", 10), ("BUY", "NVDA", 25))
@@ -74,7 +74,7 @@ def _demo(kept_database_url: str | None) -> int:
     with tempfile.TemporaryDirectory(prefix="execgw-demo-") as scratch:
         database_url = kept_database_url or f"sqlite:///{Path(scratch) / 'demo.sqlite3'}"
         console.print("starting the TWS simulator and the gateway ...", style="dim")
-        with simulator_running() as simulator, LocalGateway(
+        with simulator_running() as simulator, GatewayThread(
             # ib_paper, ib_live and live_enabled are given so that an operator's EXECGW_IB_*
             # environment can never point the demo at a real TWS.
             database_url=database_url, listen="127.0.0.1:0", ib_paper=f"127.0.0.1:{simulator.port}",

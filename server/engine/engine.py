@@ -98,6 +98,7 @@ class ExecutionEngine:
         self._changed = asyncio.Condition()
         self._answers = IbAnswers()
         self._reconciling: dict[str, asyncio.Lock] = {}
+        self._last_reconciled: dict[str, float] = {}  # endpoint → loop time a complete one started
         self._database_ok = True
         self._events_dropped = 0
         # Commission reports that arrived before their execution; touched only on the writer thread.
@@ -434,7 +435,14 @@ class ExecutionEngine:
         and waits until all of it is stored. False if IB did not answer: state stays unknown."""
         lock = self._reconciling.setdefault(session.endpoint.mode, asyncio.Lock())
         address, timeout = session.endpoint.address, self.timings.reconcile_timeout
+        loop = asyncio.get_running_loop()
+        asked_at = loop.time()
         async with lock:
+            # A reconciliation that started after we asked answers our question too: with many
+            # runs ending at once, one round trip to IB serves them all.
+            if self._last_reconciled.get(address, float("-inf")) > asked_at:
+                return True
+            started_at = loop.time()
             try:
                 await self._answers.ask(address, OPEN_ORDERS, session.request_open_orders, timeout)
                 await self._answers.ask(address, COMPLETED_ORDERS, session.request_completed_orders, timeout)
@@ -448,6 +456,7 @@ class ExecutionEngine:
             except (OperationalError, InterfaceError) as exc:
                 log.warning("reconciliation with IB %s must wait for the database: %s", session.endpoint.mode, exc)
                 return False
+            self._last_reconciled[address] = started_at
         return True
 
     async def _reconcile_until_done(self, session: IBSession) -> None:

@@ -11,23 +11,23 @@ from pathlib import Path
 import pytest
 
 from execgw.client import ExecGwClient, RetryPolicy, cli
-from execgw.client.local_gateway import LocalGateway
+from execgw.server.embedded import GatewayThread
 from execgw.sim import Scenario, SimulatorThread
 
 
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[LocalGateway]:
-    with LocalGateway(database_url=f"sqlite:///{tmp_path}/gw.sqlite3", listen="127.0.0.1:0") as running:
+def gateway(tmp_path: Path) -> Iterator[GatewayThread]:
+    with GatewayThread(database_url=f"sqlite:///{tmp_path}/gw.sqlite3", listen="127.0.0.1:0") as running:
         yield running
 
 
 @pytest.fixture
-def gateway_port(gateway: LocalGateway) -> int:
+def gateway_port(gateway: GatewayThread) -> int:
     return gateway.port
 
 
 @pytest.fixture
-def client(gateway: LocalGateway) -> Iterator[ExecGwClient]:
+def client(gateway: GatewayThread) -> Iterator[ExecGwClient]:
     with ExecGwClient(gateway.target, timeout=10, retry=RetryPolicy(initial_backoff=0.05)) as connected:
         yield connected
 
@@ -42,12 +42,12 @@ SCENARIO = {
 
 
 @pytest.fixture
-def scenario_gateway(tmp_path: Path) -> Iterator[LocalGateway]:
+def scenario_gateway(tmp_path: Path) -> Iterator[GatewayThread]:
     """A gateway whose IB paper is a simulator that rejects REJ and leaves REST orders working."""
     simulator = SimulatorThread(scenario=Scenario.from_dict(SCENARIO), seed=1)
     simulator.start()
     try:
-        with LocalGateway(database_url=f"sqlite:///{tmp_path}/gw.sqlite3", listen="127.0.0.1:0",
+        with GatewayThread(database_url=f"sqlite:///{tmp_path}/gw.sqlite3", listen="127.0.0.1:0",
                           ib_paper=f"127.0.0.1:{simulator.port}") as running:
             yield running
     finally:

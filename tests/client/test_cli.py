@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from execgw.client import ExecGwClient
-from execgw.client.local_gateway import LocalGateway
+from execgw.server.embedded import GatewayThread
 from execgw.v1 import execution_pb2 as pb
 
 pytestmark = pytest.mark.timeout(60)
@@ -35,7 +35,7 @@ def event_sequences(out: str) -> list[int]:
     return [int(m) for m in re.findall(r"^#(\d+) ", out, flags=re.MULTILINE)]
 
 
-def test_submit_watch_follows_the_run_to_success(execgw: Run, gateway: LocalGateway) -> None:
+def test_submit_watch_follows_the_run_to_success(execgw: Run, gateway: GatewayThread) -> None:
     result = execgw("submit", "--target", gateway.target, "--watch", "--submitted-by", "desk-7",
                     "BUY:AAPL:10", "SELL:MSFT:5:cli-sell-1")
     assert result.code == 0, result.err
@@ -49,7 +49,7 @@ def test_submit_watch_follows_the_run_to_success(execgw: Run, gateway: LocalGate
     assert result.err == ""
 
 
-def test_submit_then_run_runs_and_watch_after(execgw: Run, gateway: LocalGateway) -> None:
+def test_submit_then_run_runs_and_watch_after(execgw: Run, gateway: GatewayThread) -> None:
     submitted = execgw("submit", "--target", gateway.target, "--deadline", "30", "BUY:SPY:3:spy-1")
     assert submitted.code == 0, submitted.err
     run_id = run_id_of(submitted)
@@ -81,7 +81,7 @@ def test_submit_then_run_runs_and_watch_after(execgw: Run, gateway: LocalGateway
     assert len(lines) == 2 and lines[1].startswith(run_id) and "SUCCESS" in lines[1]
 
 
-def test_submit_from_files(execgw: Run, gateway: LocalGateway, tmp_path: Path) -> None:
+def test_submit_from_files(execgw: Run, gateway: GatewayThread, tmp_path: Path) -> None:
     csv_file = tmp_path / "orders.csv"
     csv_file.write_text("side,symbol,quantity,client_order_id\nBUY,AAPL,2,csv-1\nSELL,MSFT,1,csv-2\n")
     result = execgw("submit", "--target", gateway.target, "--file", str(csv_file))
@@ -93,14 +93,14 @@ def test_submit_from_files(execgw: Run, gateway: LocalGateway, tmp_path: Path) -
     assert result.code == 0 and "js-1" in result.out and "SUCCESS" in result.out
 
 
-def test_resubmit_says_the_run_already_existed(execgw: Run, gateway: LocalGateway) -> None:
+def test_resubmit_says_the_run_already_existed(execgw: Run, gateway: GatewayThread) -> None:
     first = execgw("submit", "--target", gateway.target, "BUY:AAPL:1:same-1")
     again = execgw("submit", "--target", gateway.target, "BUY:AAPL:1:same-1")
     assert again.code == 0 and run_id_of(again) == run_id_of(first)
     assert "already existed: nothing sent again" in again.out
 
 
-def test_partial_and_failed_runs_exit_2_and_3(execgw: Run, scenario_gateway: LocalGateway) -> None:
+def test_partial_and_failed_runs_exit_2_and_3(execgw: Run, scenario_gateway: GatewayThread) -> None:
     partial = execgw("submit", "--target", scenario_gateway.target, "--watch", "BUY:AAPL:5", "BUY:REJ:5:rej-1")
     assert partial.code == 2, partial.out + partial.err
     assert "REJECTED" in partial.out and "No trading permissions" in partial.out
@@ -110,7 +110,7 @@ def test_partial_and_failed_runs_exit_2_and_3(execgw: Run, scenario_gateway: Loc
     assert failed.code == 3 and re.search(r"run \S+ FAILED", failed.out)
 
 
-def test_cancel_reports_each_order_and_watch_ends_cancelled(execgw: Run, scenario_gateway: LocalGateway) -> None:
+def test_cancel_reports_each_order_and_watch_ends_cancelled(execgw: Run, scenario_gateway: GatewayThread) -> None:
     target = scenario_gateway.target
     submitted = execgw("submit", "--target", target, "BUY:REST:10:rest-1")
     run_id = run_id_of(submitted)
@@ -126,7 +126,7 @@ def test_cancel_reports_each_order_and_watch_ends_cancelled(execgw: Run, scenari
     assert f"run {run_id} CANCELLED" in watched.out
 
 
-def test_refused_request_lists_the_fields(execgw: Run, gateway: LocalGateway) -> None:
+def test_refused_request_lists_the_fields(execgw: Run, gateway: GatewayThread) -> None:
     result = execgw("submit", "--target", gateway.target, "BUY:AAPL:0", "SELL:MSFT:-1")
     assert result.code == 1 and result.out == ""
     assert result.err.strip() == ("error: request refused: orders[0].quantity: must be positive and finite; "
@@ -134,7 +134,7 @@ def test_refused_request_lists_the_fields(execgw: Run, gateway: LocalGateway) ->
 
 
 @pytest.mark.parametrize("argv", [("run", "no-such-run"), ("watch", "no-such-run"), ("cancel", "no-such-run")])
-def test_unknown_run(execgw: Run, gateway: LocalGateway, argv: tuple[str, ...]) -> None:
+def test_unknown_run(execgw: Run, gateway: GatewayThread, argv: tuple[str, ...]) -> None:
     result = execgw(*argv, "--target", gateway.target)
     assert result.code == 1
     assert result.err.strip() == "error: not found: run_id: no run 'no-such-run'"
@@ -158,7 +158,7 @@ def test_unreachable_gateway_from_the_environment(execgw: Run, monkeypatch: pyte
     assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
 
 
-def test_target_flag_wins_over_the_environment(execgw: Run, gateway: LocalGateway,
+def test_target_flag_wins_over_the_environment(execgw: Run, gateway: GatewayThread,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXECGW_TARGET", "127.0.0.1:1")
     assert execgw("runs", "--target", gateway.target).code == 0

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from execgw.client import ExecGwClient, InvalidRequest, NotFound, Order, new_client_order_id
-from execgw.client.local_gateway import LocalGateway
+from execgw.server.embedded import GatewayThread
 from execgw.v1 import execution_pb2 as pb
 
 pytestmark = pytest.mark.timeout(60)
@@ -91,5 +91,5 @@ def test_cancel_reports_each_order(client: ExecGwClient) -> None:
     assert all(o.status == pb.ORDER_STATUS_FILLED for o in response.outcomes)
 
 
-def test_local_gateway_target_is_loopback(gateway: LocalGateway) -> None:
+def test_local_gateway_target_is_loopback(gateway: GatewayThread) -> None:
     assert gateway.target == f"127.0.0.1:{gateway.port}" and gateway.port > 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from execgw.client import ExecGwClient, Order, RetryPolicy
-from execgw.client.local_gateway import LocalGateway
+from execgw.server.embedded import GatewayThread
 from execgw.sim import Scenario, SimulatorThread
 from execgw.v1 import execution_pb2 as pb
 
@@ -20,8 +20,8 @@ def test_watch_resumes_across_a_gateway_restart(tmp_path: Path) -> None:
     simulator = SimulatorThread(scenario=Scenario.from_dict({"symbols": {"REST": {"outcome": "rest"}}}), seed=1)
     simulator.start()
     settings = {"database_url": f"sqlite:///{tmp_path}/gw.sqlite3", "ib_paper": f"127.0.0.1:{simulator.port}"}
-    first = LocalGateway(listen="127.0.0.1:0", **settings).start()
-    second: LocalGateway | None = None
+    first = GatewayThread(listen="127.0.0.1:0", **settings).start()
+    second: GatewayThread | None = None
     try:
         target = first.target
         retry = RetryPolicy(watch_failures=40, initial_backoff=0.05, max_backoff=0.25)
@@ -49,7 +49,7 @@ def test_watch_resumes_across_a_gateway_restart(tmp_path: Path) -> None:
             seen_before_restart = len(events)
 
             first.stop()  # watch streams end with UNAVAILABLE; the client keeps reconnecting
-            second = LocalGateway(listen=target, **settings).start()
+            second = GatewayThread(listen=target, **settings).start()
             outcome = client.cancel(run_id)
             assert {o.client_order_id: o.status for o in outcome.outcomes}["rest-1"] == pb.ORDER_STATUS_CANCELLED
 

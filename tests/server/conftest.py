@@ -118,8 +118,7 @@ def start_gateway(database_url: str) -> Iterator[Callable[..., LiveGateway]]:
             database_url=database_url, listen="127.0.0.1:0", ib_paper=f"127.0.0.1:{sim.port}",
             **{"default_deadline_seconds": 20, "heartbeat_seconds": 5, **settings},
         )
-        gateway = GatewayThread(config, timings=TEST_TIMINGS)
-        gateway.start()
+        gateway = GatewayThread(config, timings=TEST_TIMINGS).start()
         channel = grpc.insecure_channel(gateway.target)
         db = make_engine(database_url)
         started.append((gateway, sim, channel, db))

@@ -94,8 +94,7 @@ def test_a_database_outage_mid_run_holds_ib_events_and_loses_nothing(mariadb, te
     gateway = GatewayThread(
         Settings(database_url=mariadb.url, listen="127.0.0.1:0", ib_paper=f"127.0.0.1:{sim.port}"),
         timings=test_timings,
-    )
-    gateway.start()
+    ).start()
     channel = grpc.insecure_channel(gateway.target)
     stub = pb_grpc.ExecutionServiceStub(channel)
     try:
