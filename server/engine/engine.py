@@ -27,7 +27,7 @@ from execgw.server.engine.recorder import Recorder, order_status_payload
 from execgw.server.engine.store import Store
 from execgw.server.engine.validation import OrderRequest, RunRequest
 from execgw.server.ib import events as ib
-from execgw.server.ib.session import IBSession, MarketOrder
+from execgw.server.ib.session import IBSession, MarketOrder, NotSent
 
 log = logging.getLogger(__name__)
 
@@ -254,21 +254,32 @@ class ExecutionEngine:
 
     async def _send_orders(self, session: IBSession, run: TradeRun) -> None:
         for order in run.orders:
+            await self._send_order(session, run, order)
+
+    async def _send_order(self, session: IBSession, run: TradeRun, order: TradeOrder) -> None:
+        market_order = MarketOrder(
+            order_id=order.ib_order_id or 0, order_ref=order.client_order_id, symbol=order.symbol,
+            sec_type=order.sec_type, exchange=order.exchange, primary_exchange=order.primary_exchange or "",
+            currency=order.currency, side=order.side, quantity=order.quantity, account=order.account or "",
+        )
+        while True:
             try:
-                await session.place_market_order(
-                    MarketOrder(
-                        order_id=order.ib_order_id or 0, order_ref=order.client_order_id, symbol=order.symbol,
-                        sec_type=order.sec_type, exchange=order.exchange,
-                        primary_exchange=order.primary_exchange or "", currency=order.currency,
-                        side=order.side, quantity=order.quantity, account=order.account or "",
-                    )
-                )
+                await session.place_market_order(market_order)
+            except NotSent as exc:
+                # Certainly not sent: wait for the socket to come back, until the run's deadline.
+                remaining = (run.deadline_at - utcnow()).total_seconds() if run.deadline_at else 0.0
+                if remaining > 0 and await session.wait_ready(remaining):
+                    continue
+                log.error("%s was never sent to IB: %s", order.client_order_id, exc)
+                await self._mark_unknown([order.id], "IB was not connected until the run's deadline")
+            except OSError as exc:
+                # Maybe sent, maybe not: UNKNOWN until reconciliation by orderRef tells. Never resent.
+                log.error("sending %s to IB failed: %s", order.client_order_id, exc)
+                await self._mark_unknown([order.id], "sending to IB failed")
+            else:
                 log.info("placed %s %s %g %s as IB order %s (run %s)", order.client_order_id, order.side,
                          order.quantity, order.symbol, order.ib_order_id, run.id)
-            except ConnectionError as exc:
-                # Maybe sent, maybe not: UNKNOWN until reconciliation by orderRef tells. Never resent.
-                log.error("could not send %s to IB: %s", order.client_order_id, exc)
-                await self._mark_unknown([order.id], "sending to IB failed")
+            return
 
     async def cancel_run(self, run_id: str) -> tuple[TradeRun, list[CancelOutcome]]:
         run = await self.store.get_run(run_id, with_fills=False)
@@ -330,7 +341,9 @@ class ExecutionEngine:
                 continue
             if isinstance(event, ib.IbError):
                 self._note_error(event)
-                if event.code in state.REJECTING_ERROR_CODES or event.code == state.ORDER_CANCELLED_CODE:
+                if event.code in state.REJECTING_ERROR_CODES or event.code in (
+                    state.ORDER_CANCELLED_CODE, state.NOT_CONNECTED_CODE
+                ):
                     pending.append(event)
                     continue
             await self._apply(pending)

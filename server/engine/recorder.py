@@ -266,7 +266,7 @@ class Recorder:
         if error.req_id <= 0:
             return None
         rejecting = error.code in state.REJECTING_ERROR_CODES
-        if not rejecting and error.code != state.ORDER_CANCELLED_CODE:
+        if not rejecting and error.code not in (state.ORDER_CANCELLED_CODE, state.NOT_CONNECTED_CODE):
             return None
         order = self.find_order(
             order_ref="", perm_id=0, endpoint=error.endpoint, client_id=error.client_id, order_id=error.req_id
@@ -275,7 +275,12 @@ class Recorder:
             return None
         reason = f"IB {error.code}: {error.message}"
         current = OrderStatus(order.status)
-        if rejecting:
+        if error.code == state.NOT_CONNECTED_CODE:
+            # ibapi refused to write the order to a socket that had just closed; whether an earlier
+            # attempt reached IB is for reconciliation by orderRef to tell.
+            if current == OrderStatus.PENDING_SUBMIT:
+                self.set_order_status(order, OrderStatus.UNKNOWN, f"error {error.code}", reason, error.received_at)
+        elif rejecting:
             order.rejected_reason = reason
             if current != OrderStatus.FILLED:
                 self.set_order_status(order, OrderStatus.REJECTED, f"error {error.code}", reason, error.received_at)

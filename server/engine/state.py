@@ -22,6 +22,7 @@ _CANCELLED_IB_STATES = frozenset({"Cancelled", "ApiCancelled", "PendingCancel"})
 # Error codes that mean IB refused the order outright (IB follows most with Inactive).
 REJECTING_ERROR_CODES = frozenset({103, 110, 200, 201, 203, 321})
 ORDER_CANCELLED_CODE = 202
+NOT_CONNECTED_CODE = 504  # ibapi's own "Not connected", reported per order id
 
 
 def is_filled(filled_qty: float, quantity: float) -> bool:

@@ -49,6 +49,10 @@ class ConnectFailed(Exception):
     pass
 
 
+class NotSent(ConnectionError):
+    """The socket was down before the message was written: IB certainly did not get it."""
+
+
 IB_LINK_LOST = 1100
 IB_LINK_CODES = frozenset({1100, 1101, 1102})
 
@@ -229,7 +233,7 @@ class IBSession:
         await self._pacer.acquire()
         client = self._client
         if client is None or not client.isConnected():
-            raise ConnectionError(f"IB {self.endpoint.mode} is not connected")
+            raise NotSent(f"IB {self.endpoint.mode} is not connected")
         action(client)
 
     async def place_market_order(self, order: MarketOrder) -> None:
