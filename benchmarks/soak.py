@@ -105,10 +105,13 @@ class Soak:
         stub = pb_grpc.ExecutionServiceStub(channel)
         try:
             for first in range(0, self.runs, self.wave):
-                for orders in self.planned[first:first + self.wave]:
-                    self.run_ids.append(self.submit(stub, orders))
+                wave = [self.submit(stub, orders) for orders in self.planned[first:first + self.wave]]
+                self.run_ids.extend(wave)
+                # Faults strike while the wave's orders are in flight; the next wave waits for this
+                # one, as a backend that submits decided batches would.
                 gateway = self.maybe_fault(sim, gateway, settings)
-            self.wait_for_all_runs(timeout=120 + self.runs * 0.5)
+                self.wait_for_runs(wave, timeout=60)
+            self.wait_for_runs(self.run_ids, timeout=120)
             sample = self.rng.sample(self.run_ids, min(20, len(self.run_ids)))
             watched = {run_id: self.watch(stub, run_id) for run_id in sample}
             return self.verify(sim, watched, time.monotonic() - started)
@@ -153,14 +156,14 @@ class Soak:
     def count(self, fault: str) -> None:
         self.faults[fault] = self.faults.get(fault, 0) + 1
 
-    def wait_for_all_runs(self, timeout: float) -> None:
+    def wait_for_runs(self, run_ids: list[str], timeout: float) -> None:
         engine = make_engine(self.database_url)
         deadline = time.monotonic() + timeout
         try:
             while True:
                 with Session(engine) as session:
                     open_runs = session.scalar(
-                        select(TradeRun.id).where(TradeRun.id.in_(self.run_ids), TradeRun.finished_at.is_(None))
+                        select(TradeRun.id).where(TradeRun.id.in_(run_ids), TradeRun.finished_at.is_(None))
                         .limit(1))
                 if open_runs is None:
                     return

@@ -27,7 +27,7 @@ from execgw.server.engine.recorder import Recorder, order_status_payload
 from execgw.server.engine.store import Store
 from execgw.server.engine.validation import OrderRequest, RunRequest
 from execgw.server.ib import events as ib
-from execgw.server.ib.session import IBSession, MarketOrder, NotSent
+from execgw.server.ib.session import IBSession, MarketOrder, NotSent, Withdrawn
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,10 @@ class _RunClock:
     cancelled_by_caller: bool = False
     finishing: asyncio.Task[Any] | None = None
     cancel_answers: dict[int, tuple[int, str]] = field(default_factory=dict)
+    # Once the run ends (deadline, cancel), orders still waiting for their pacing slot are
+    # withdrawn instead of sent; `sent` are the IB order ids this process wrote to the socket.
+    sending_stopped: bool = False
+    sent: set[int] = field(default_factory=set)
 
 
 class ExecutionEngine:
@@ -98,7 +102,8 @@ class ExecutionEngine:
         self._changed = asyncio.Condition()
         self._answers = IbAnswers()
         self._reconciling: dict[str, asyncio.Lock] = {}
-        self._last_reconciled: dict[str, float] = {}  # endpoint → loop time a complete one started
+        # (endpoint, symbol or None for all) → loop time the last complete reconciliation started
+        self._last_reconciled: dict[tuple[str, str | None], float] = {}
         self._database_ok = True
         self._events_dropped = 0
         # Commission reports that arrived before their execution; touched only on the writer thread.
@@ -262,9 +267,13 @@ class ExecutionEngine:
             sec_type=order.sec_type, exchange=order.exchange, primary_exchange=order.primary_exchange or "",
             currency=order.currency, side=order.side, quantity=order.quantity, account=order.account or "",
         )
+        clock = self._runs.setdefault(run.id, _RunClock())
         while True:
             try:
-                await session.place_market_order(market_order)
+                await session.place_market_order(market_order, lambda: not clock.sending_stopped)
+                clock.sent.add(market_order.order_id)
+            except Withdrawn:
+                await self._withdraw(order.id)
             except NotSent as exc:
                 # Certainly not sent: wait for the socket to come back, until the run's deadline.
                 remaining = (run.deadline_at - utcnow()).total_seconds() if run.deadline_at else 0.0
@@ -443,33 +452,47 @@ class ExecutionEngine:
 
     # -- reconciliation and finishing runs ----------------------------------------------------------
 
-    async def _reconcile(self, session: IBSession) -> bool:
-        """Asks IB for open orders, completed orders and the day's executions of our client id,
-        and waits until all of it is stored. False if IB did not answer: state stays unknown."""
+    async def _reconcile(self, session: IBSession, symbols: frozenset[str] | None = None) -> bool:
+        """Asks IB and waits until its answers are stored. In full (`symbols` None): open orders,
+        completed orders and the day's executions of our client id; for a run's end: the day's
+        executions of its symbols. False if IB did not answer: state stays unknown."""
         lock = self._reconciling.setdefault(session.endpoint.mode, asyncio.Lock())
         address, timeout = session.endpoint.address, self.timings.reconcile_timeout
+        scopes: list[str | None] = [None] if symbols is None else sorted(symbols)
         loop = asyncio.get_running_loop()
         asked_at = loop.time()
+
+        def covered(scope: str | None) -> bool:
+            last = self._last_reconciled
+            return max(last.get((address, scope), -1.0), last.get((address, None), -1.0)) > asked_at
+
         async with lock:
             # A reconciliation that started after we asked answers our question too: with many
             # runs ending at once, one round trip to IB serves them all.
-            if self._last_reconciled.get(address, float("-inf")) > asked_at:
+            if all(covered(scope) for scope in scopes):
                 return True
             started_at = loop.time()
             try:
-                await self._answers.ask(address, OPEN_ORDERS, session.request_open_orders, timeout)
-                await self._answers.ask(address, COMPLETED_ORDERS, session.request_completed_orders, timeout)
-                req_id = session.new_request_id()
-                await self._answers.ask(address, req_id, lambda: session.request_executions(req_id), timeout)
+                if symbols is None:
+                    await self._answers.ask(address, OPEN_ORDERS, session.request_open_orders, timeout)
+                    await self._answers.ask(address, COMPLETED_ORDERS, session.request_completed_orders, timeout)
+                for scope in scopes:
+                    req_id = session.new_request_id()
+                    await self._answers.ask(
+                        address, req_id, lambda r=req_id, s=scope: session.request_executions(r, s or ""), timeout
+                    )
             except (TimeoutError, ConnectionError) as exc:
                 log.warning("reconciling with IB %s failed: %s", session.endpoint.mode, exc or "timeout")
                 return False
-            try:
-                await self._resolve_unknown_orders(session)
-            except (OperationalError, InterfaceError) as exc:
-                log.warning("reconciliation with IB %s must wait for the database: %s", session.endpoint.mode, exc)
-                return False
-            self._last_reconciled[address] = started_at
+            if symbols is None:
+                try:
+                    await self._resolve_unknown_orders(session)
+                except (OperationalError, InterfaceError) as exc:
+                    log.warning("reconciliation with IB %s must wait for the database: %s",
+                                session.endpoint.mode, exc)
+                    return False
+            for scope in scopes:
+                self._last_reconciled[(address, scope)] = started_at
         return True
 
     async def _reconcile_until_done(self, session: IBSession) -> None:
@@ -499,6 +522,20 @@ class ExecutionEngine:
         self.bus.publish(events)
         for run_id in done_runs:
             self._finish_soon(run_id)
+
+    async def _withdraw(self, order_id: int) -> None:
+        reason = "withdrawn before it was sent to IB: the run ended first (deadline or cancel)"
+
+        def work(rec: Recorder) -> None:
+            order = rec.session.get(TradeOrder, order_id)
+            if order is not None and order.status == OrderStatus.PENDING_SUBMIT.value:
+                order.rejected_reason = reason
+                rec.set_order_status(order, OrderStatus.CANCELLED, "withdrawn", reason)
+
+        _, events = await self.store.write(work)
+        self.bus.publish(events)
+        async with self._changed:
+            self._changed.notify_all()
 
     async def _mark_unknown(self, order_ids: list[int], why: str) -> None:
         def work(rec: Recorder) -> None:
@@ -540,7 +577,7 @@ class ExecutionEngine:
         if session is None or not session.ready:
             return False
         await self._cancel_open_orders(session, run, clock)
-        if not await self._reconcile(session):
+        if not await self._reconcile(session, frozenset(o.symbol for o in run.orders)):
             return False
         await self._wait_for_commissions(run_id)
         _, events = await self.store.write(
@@ -553,11 +590,13 @@ class ExecutionEngine:
         return True
 
     async def _cancel_open_orders(self, session: IBSession, run: TradeRun, clock: _RunClock) -> None:
+        clock.sending_stopped = True
         open_orders = [o for o in run.orders if OrderStatus(o.status) not in state.DONE_STATES]
         if not open_orders:
             return
         for order in open_orders:
-            if order.ib_order_id:
+            never_sent = order.status == OrderStatus.PENDING_SUBMIT.value and order.ib_order_id not in clock.sent
+            if order.ib_order_id and not never_sent:  # a never-sent one is withdrawn by its sender
                 await session.cancel_order(order.ib_order_id)
         await self._wait_until(lambda: self._orders_done(run.id), self.timings.cancel_wait)
 

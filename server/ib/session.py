@@ -53,6 +53,10 @@ class NotSent(ConnectionError):
     """The socket was down before the message was written: IB certainly did not get it."""
 
 
+class Withdrawn(Exception):
+    """The caller no longer wanted the message when its turn came: it was not sent."""
+
+
 IB_LINK_LOST = 1100
 IB_LINK_CODES = frozenset({1100, 1101, 1102})
 
@@ -229,14 +233,21 @@ class IBSession:
 
     # -- requests (paced) --------------------------------------------------------------------
 
-    async def _send(self, action: Callable[[EClient], None]) -> None:
+    async def _send(
+        self, action: Callable[[EClient], None], still_wanted: Callable[[], bool] | None = None
+    ) -> None:
+        if still_wanted is not None and not still_wanted():
+            raise Withdrawn
         await self._pacer.acquire()
+        # The pacer may have made us wait for seconds; the caller's mind may have changed.
+        if still_wanted is not None and not still_wanted():
+            raise Withdrawn
         client = self._client
         if client is None or not client.isConnected():
             raise NotSent(f"IB {self.endpoint.mode} is not connected")
         action(client)
 
-    async def place_market_order(self, order: MarketOrder) -> None:
+    async def place_market_order(self, order: MarketOrder, still_wanted: Callable[[], bool] | None = None) -> None:
         contract = Contract()
         contract.symbol = order.symbol
         contract.secType = order.sec_type
@@ -250,7 +261,7 @@ class IBSession:
         ib_order.orderRef = order.order_ref
         ib_order.account = order.account
         ib_order.transmit = True
-        await self._send(lambda c: c.placeOrder(order.order_id, contract, ib_order))
+        await self._send(lambda c: c.placeOrder(order.order_id, contract, ib_order), still_wanted)
 
     async def cancel_order(self, order_id: int) -> None:
         await self._send(lambda c: c.cancelOrder(order_id))
@@ -259,10 +270,12 @@ class IBSession:
         self._next_req_id += 1
         return self._next_req_id
 
-    async def request_executions(self, req_id: int) -> None:
-        """The day's executions of our client id; answered by execDetails..., execDetailsEnd."""
+    async def request_executions(self, req_id: int, symbol: str = "") -> None:
+        """The day's executions of our client id (of one symbol, if given); answered by
+        execDetails..., execDetailsEnd."""
         exec_filter = ExecutionFilter()
         exec_filter.clientId = self.endpoint.client_id
+        exec_filter.symbol = symbol
         await self._send(lambda c: c.reqExecutions(req_id, exec_filter))
 
     async def request_open_orders(self) -> None:

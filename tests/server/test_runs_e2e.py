@@ -162,3 +162,18 @@ def test_a_late_commission_is_merged_into_its_fill(start_gateway):
     assert run.orders[0].fills[0].HasField("commission")
     assert any(e.HasField("commission") for e in events)
     assert_db_matches_sim(live, run.run_id)
+
+
+def test_orders_still_waiting_for_pacing_at_the_deadline_are_withdrawn_not_sent_late(start_gateway):
+    live = start_gateway(pacing_per_second=1)
+    time.sleep(3.5)  # the connect-time reconciliation's three requests use the first slots
+    run, _ = live.run_to_end(*[live.order(f"o{i}", "AAPL") for i in range(4)], deadline=1.2)
+    time.sleep(2.5)  # had they been left in the pacing queue, they would go out now
+    received = {o.order_ref for o in live.sim.orders()}
+    withdrawn = [o for o in run.orders if o.spec.client_order_id not in received]
+    assert withdrawn, "the test needs orders that were still waiting at the deadline"
+    for order in withdrawn:
+        assert order.status == pb.ORDER_STATUS_CANCELLED and "withdrawn" in order.rejected_reason
+    assert {o.order_ref for o in live.sim.orders()} == received
+    assert run.status == pb.RUN_STATUS_PARTIAL
+    assert_db_matches_sim(live, run.run_id)
