@@ -367,6 +367,7 @@ class ExecutionEngine:
 
         def work(rec: Recorder) -> set[str]:
             touched: set[str] = set()
+            rec.prefetch(events)
             for event in events:
                 order: TradeOrder | None = None
                 if isinstance(event, ib.OrderStatusReport):
@@ -374,11 +375,10 @@ class ExecutionEngine:
                 elif isinstance(event, ib.ExecutionReport):
                     fill = rec.record_fill(event)
                     if fill is not None:
-                        order = rec.session.get(TradeOrder, fill.order_id)
+                        order = rec.order_by_id(fill.order_id)
                         waiting = early.pop(fill.exec_id, None)
                         if waiting is not None:
                             rec.merge_commission(waiting)
-                        assert order is not None
                         rec.refresh_finished_run(order)
                 elif isinstance(event, ib.CommissionReport):
                     if not rec.merge_commission(event):
@@ -680,7 +680,7 @@ def _order_differs(order: TradeOrder, spec: OrderRequest) -> bool:
 
 
 def _all_done(rec: Recorder, run_id: str) -> bool:
-    run = rec.session.get(TradeRun, run_id)
+    run = rec.run(run_id)
     if run is None or run.status != RunStatus.RUNNING.value:
         return False
     return all(OrderStatus(o.status) in state.DONE_STATES for o in rec.orders_of(run_id))

@@ -61,6 +61,13 @@ class Recorder:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.events: list[TradeEvent] = []
+        # Per-transaction lookups. The store runs the work without autoflush (a flush per query
+        # was most of the cost under a flood), so what this transaction added is found here.
+        self._orders: dict[tuple[object, ...], TradeOrder] = {}
+        self._runs: dict[str, TradeRun] = {}
+        self._fills: dict[str, TradeFill | None] = {}
+        self._current_by_base: dict[tuple[int, str], TradeFill | None] = {}
+        self._totals: dict[int, list[float]] = {}  # order id → [filled qty, notional] of current fills
 
     # -- the event log ------------------------------------------------------------------------
 
@@ -88,9 +95,20 @@ class Recorder:
         self.events.append(event)
         return event
 
+    def run(self, run_id: str) -> TradeRun | None:
+        if run_id not in self._runs:
+            run = self.session.get(TradeRun, run_id)
+            if run is None:
+                return None
+            self._runs[run_id] = run
+        return self._runs[run_id]
+
     def run_of(self, order: TradeOrder) -> TradeRun:
-        run = self.session.get(TradeRun, order.run_id)
-        assert run is not None, "trade_orders.run_id is a foreign key"
+        run = self._runs.get(order.run_id)
+        if run is None:
+            run = self.session.get(TradeRun, order.run_id)
+            assert run is not None, "trade_orders.run_id is a foreign key"
+            self._runs[order.run_id] = run
         return run
 
     def set_order_status(
@@ -116,23 +134,73 @@ class Recorder:
     ) -> TradeOrder | None:
         """By orderRef, then permId, then IB order id: orderStatus carries no orderRef, and an
         order id alone is ambiguous across endpoints, client ids and rolled-back Gateways."""
+        lookups: list[tuple[tuple[object, ...], Any]] = []
         if order_ref:
-            order = self.session.scalar(select(TradeOrder).where(TradeOrder.client_order_id == order_ref))
-            if order is not None:
-                return order
+            lookups.append((("ref", order_ref), TradeOrder.client_order_id == order_ref))
         if perm_id > 0:
-            order = self.session.scalar(select(TradeOrder).where(TradeOrder.ib_perm_id == perm_id))
-            if order is not None:
-                return order
+            lookups.append((("perm", perm_id), TradeOrder.ib_perm_id == perm_id))
         if order_id > 0:
-            return self.session.scalar(
-                select(TradeOrder).where(
-                    TradeOrder.ib_endpoint == endpoint,
-                    TradeOrder.ib_client_id == client_id,
-                    TradeOrder.ib_order_id == order_id,
-                )
-            )
+            lookups.append((
+                ("id", endpoint, client_id, order_id),
+                (TradeOrder.ib_endpoint == endpoint) & (TradeOrder.ib_client_id == client_id)
+                & (TradeOrder.ib_order_id == order_id),
+            ))
+        for key, condition in lookups:
+            order = self._orders.get(key)
+            if order is None:
+                order = self.session.scalar(select(TradeOrder).where(condition))
+            if order is not None:
+                self._remember(order)
+                return order
         return None
+
+    def prefetch(self, reports: list[ib.IbEvent]) -> None:
+        """Loads what a batch of IB reports will look up in three queries instead of several per
+        report: under a flood, per-report queries were the writer's whole cost."""
+        refs = {r.order_ref for r in reports if isinstance(r, ib.ExecutionReport | ib.OrderStatusReport) and r.order_ref}
+        perms = {r.perm_id for r in reports if isinstance(r, ib.ExecutionReport | ib.OrderStatusReport) and r.perm_id > 0}
+        executions = [r for r in reports if isinstance(r, ib.ExecutionReport)]
+        exec_ids = {r.exec_id for r in executions} | {r.exec_id for r in reports if isinstance(r, ib.CommissionReport)}
+        if refs or perms:
+            for order in self.session.scalars(
+                select(TradeOrder).where(TradeOrder.client_order_id.in_(refs) | TradeOrder.ib_perm_id.in_(perms))
+            ):
+                self._remember(order)
+        if exec_ids:
+            self._fills.update(dict.fromkeys(exec_ids))
+            for fill in self.session.scalars(select(TradeFill).where(TradeFill.exec_id.in_(exec_ids))):
+                self._fills[fill.exec_id] = fill
+        bases = {r.exec_base for r in executions}
+        if bases:
+            for execution in executions:
+                order = self._orders.get(("ref", execution.order_ref)) or self._orders.get(("perm", execution.perm_id))
+                if order is not None:
+                    self._current_by_base.setdefault((order.id, execution.exec_base), None)
+            for fill in self.session.scalars(
+                select(TradeFill).where(TradeFill.exec_base.in_(bases), TradeFill.superseded_by.is_(None))
+            ):
+                self._current_by_base[(fill.order_id, fill.exec_base or fill.exec_id)] = fill
+
+    def _remember(self, order: TradeOrder) -> None:
+        self._orders[("ref", order.client_order_id)] = order
+        if order.ib_perm_id:
+            self._orders[("perm", order.ib_perm_id)] = order
+        if order.ib_order_id:
+            self._orders[("id", order.ib_endpoint, order.ib_client_id, order.ib_order_id)] = order
+
+    def _set_perm_id(self, order: TradeOrder, perm_id: int) -> None:
+        order.ib_perm_id = perm_id
+        self._orders[("perm", perm_id)] = order
+
+    def order_by_id(self, order_id: int) -> TradeOrder:
+        order = self.session.get(TradeOrder, order_id)
+        assert order is not None, "trade_fills.order_id is a foreign key"
+        return order
+
+    def fill(self, exec_id: str) -> TradeFill | None:
+        if exec_id not in self._fills:
+            self._fills[exec_id] = self.session.scalar(select(TradeFill).where(TradeFill.exec_id == exec_id))
+        return self._fills[exec_id]
 
     # -- IB reports --------------------------------------------------------------------------------
 
@@ -145,7 +213,7 @@ class Recorder:
             log.debug("status %s for an order this gateway does not know: %s", report.ib_status, report)
             return None
         if report.perm_id > 0 and order.ib_perm_id != report.perm_id:
-            order.ib_perm_id = report.perm_id
+            self._set_perm_id(order, report.perm_id)
         order.last_status_ts = naive_utc(report.received_at)
         new_status = state.status_from_ib(
             OrderStatus(order.status), report.ib_status, order.filled_qty, order.quantity,
@@ -164,23 +232,29 @@ class Recorder:
         if order is None:
             log.warning("execution %s for an order this gateway does not know; not stored", execution.exec_id)
             return None
-        stored_for = self.session.scalar(select(TradeFill.order_id).where(TradeFill.exec_id == execution.exec_id))
-        if stored_for is not None:
-            if stored_for != order.id:
+        stored = self.fill(execution.exec_id)
+        if stored is not None:
+            if stored.order_id != order.id:
                 log.error("exec id %s reported for order %s but stored for another order; kept the first",
                           execution.exec_id, order.client_order_id)
             return None  # IB repeats execDetails (and reqExecutions re-sends them): one row each.
         if execution.perm_id > 0 and order.ib_perm_id is None:
-            order.ib_perm_id = execution.perm_id
-        corrected = self.session.scalar(
-            select(TradeFill).where(
-                TradeFill.order_id == order.id,
-                TradeFill.exec_base == execution.exec_base,
-                TradeFill.superseded_by.is_(None),
+            self._set_perm_id(order, execution.perm_id)
+        base_key = (order.id, execution.exec_base)
+        if base_key not in self._current_by_base:
+            self._current_by_base[base_key] = self.session.scalar(
+                select(TradeFill).where(
+                    TradeFill.order_id == order.id,
+                    TradeFill.exec_base == execution.exec_base,
+                    TradeFill.superseded_by.is_(None),
+                )
             )
-        )
+        corrected = self._current_by_base[base_key]
+        totals = self._fill_totals(order)
         if corrected is not None:
             corrected.superseded_by = execution.exec_id
+            totals[0] -= corrected.filled_qty
+            totals[1] -= corrected.filled_qty * corrected.price
         fill = TradeFill(
             order_id=order.id,
             exec_id=execution.exec_id,
@@ -196,8 +270,13 @@ class Recorder:
             raw_payload=_json_safe(asdict(execution)),
         )
         self.session.add(fill)
-        self.session.flush()
-        self._recompute_fills(order)
+        self._fills[fill.exec_id] = fill
+        self._current_by_base[base_key] = fill
+        totals[0] += fill.filled_qty
+        totals[1] += fill.filled_qty * fill.price
+        # Filled quantity and average price come from the current (not superseded) executions.
+        order.filled_qty = totals[0]
+        order.avg_fill_price = totals[1] / totals[0] if totals[0] > state.QTY_EPSILON else None
         run = self.run_of(order)
         self.emit(
             run,
@@ -223,20 +302,23 @@ class Recorder:
         self.set_order_status(order, new_status, "execution", None, execution.received_at)
         return fill
 
-    def _recompute_fills(self, order: TradeOrder) -> None:
-        """Filled quantity and average price from the current (not superseded) executions."""
-        qty, notional = self.session.execute(
-            select(
-                func.coalesce(func.sum(TradeFill.filled_qty), 0.0),
-                func.coalesce(func.sum(TradeFill.filled_qty * TradeFill.price), 0.0),
-            ).where(TradeFill.order_id == order.id, TradeFill.superseded_by.is_(None))
-        ).one()
-        order.filled_qty = float(qty)
-        order.avg_fill_price = float(notional) / float(qty) if qty else None
+    def _fill_totals(self, order: TradeOrder) -> list[float]:
+        """[quantity, notional] of the order's current executions: summed by the database once
+        per transaction, then kept up to date as this transaction adds fills."""
+        totals = self._totals.get(order.id)
+        if totals is None:
+            qty, notional = self.session.execute(
+                select(
+                    func.coalesce(func.sum(TradeFill.filled_qty), 0.0),
+                    func.coalesce(func.sum(TradeFill.filled_qty * TradeFill.price), 0.0),
+                ).where(TradeFill.order_id == order.id, TradeFill.superseded_by.is_(None))
+            ).one()
+            totals = self._totals[order.id] = [float(qty), float(notional)]
+        return totals
 
     def merge_commission(self, report: ib.CommissionReport) -> bool:
         """False when the execution is not stored yet (IB may send the commission first)."""
-        fill = self.session.scalar(select(TradeFill).where(TradeFill.exec_id == report.exec_id))
+        fill = self.fill(report.exec_id)
         if fill is None:
             return False
         if (
@@ -248,8 +330,7 @@ class Recorder:
         fill.commission = report.commission
         fill.commission_currency = report.currency or None
         fill.realized_pnl = report.realized_pnl
-        order = self.session.get(TradeOrder, fill.order_id)
-        assert order is not None
+        order = self.order_by_id(fill.order_id)
         payload: dict[str, Any] = {
             "client_order_id": order.client_order_id,
             "exec_id": fill.exec_id,

@@ -58,7 +58,8 @@ class Store:
         def transaction() -> tuple[T, list[StoredEvent]]:
             with self._sessions() as session, session.begin():
                 recorder = Recorder(session)
-                result = work(recorder)
+                with session.no_autoflush:
+                    result = work(recorder)
                 session.flush()
                 events = [StoredEvent.of(row) for row in recorder.events]
             return result, events
