@@ -36,17 +36,19 @@ from execgw.v1 import execution_pb2_grpc as pb_grpc
 EXECGW = Path(sys.executable).parent / "execgw"
 
 
-def start_simulator(folder: Path, fills: int) -> tuple[subprocess.Popen[str], int]:
+def start_simulator(folder: Path, fills: int) -> tuple[subprocess.Popen[bytes], int]:
     scenario = folder / "scenario.json"
     scenario.write_text(json.dumps({"orders": {"flood-*": {"fills": fills, "price": 100.0}}}))
-    process = subprocess.Popen(
-        [str(EXECGW), "sim", "--port", "0", "--scenario", str(scenario)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if "listening on" in line:
-            return process, int(line.rsplit(":", 1)[1].split()[0])
+    log = folder / "sim.log"
+    with log.open("wb") as out:  # a file, not a pipe: nobody drains a pipe once the port is read
+        process = subprocess.Popen([str(EXECGW), "sim", "--port", "0", "--scenario", str(scenario)],
+                                   stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines():
+            if "listening on" in line:
+                return process, int(line.rsplit(":", 1)[1].split()[0])
+        time.sleep(0.1)
     raise RuntimeError("the simulator did not start")
 
 

@@ -49,7 +49,7 @@ class Gateway:
         self._health = health.aio.HealthServicer()
         self.engine: ExecutionEngine | None = None
         self.store: Store | None = None
-        self.bus = EventBus()
+        self.bus = EventBus(settings.watcher_queue_events)
 
     async def start(self) -> int:
         settings = self.settings

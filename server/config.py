@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     default_deadline_seconds: float = Field(60.0, gt=0)
     max_deadline_seconds: float = Field(3600.0, gt=0)
     heartbeat_seconds: float = Field(10.0, gt=0, description="WatchRun heartbeat when a stream is quiet")
+    watcher_queue_events: int = Field(
+        20_000, ge=1, description="events a watcher may lag behind before its stream ends with 'resume'"
+    )
     cancel_wait_seconds: float = Field(10.0, gt=0, description="how long a run's end waits for IB to answer cancels")
     reconcile_timeout_seconds: float = Field(15.0, gt=0, description="how long IB may take to answer a reconciliation")
     commission_grace_seconds: float = Field(3.0, ge=0, description="how long a run's end waits for commissions")

@@ -200,22 +200,16 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
     ) -> AsyncIterator[StoredEvent | pb.Heartbeat | None]:
         """Live events in sequence; a Heartbeat when quiet; None when a gap needs a replay."""
         while True:
+            if subscription.queue.empty() and (subscription.closed or subscription.overflowed):
+                # Everything queued before the cut was sent; the rest is in the database.
+                why = "gateway shutting down" if subscription.closed else "watcher fell behind"
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"{why}; resume with after_sequence={last}")
             try:
                 event = await asyncio.wait_for(subscription.queue.get(), self._limits.heartbeat_seconds)
             except TimeoutError:
                 yield pb.Heartbeat(server_time=_now_stamp(), last_sequence=last)
                 continue
-            if event is None:
-                if subscription.closed:
-                    await context.abort(
-                        grpc.StatusCode.UNAVAILABLE,
-                        f"gateway shutting down; resume with after_sequence={last}",
-                    )
-                if subscription.overflowed:
-                    await context.abort(
-                        grpc.StatusCode.UNAVAILABLE,
-                        f"watcher fell behind; resume with after_sequence={last}",
-                    )
+            if event is None:  # a wake-up: the flags above say why
                 continue
             if event.sequence <= last:
                 continue

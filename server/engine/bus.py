@@ -24,7 +24,8 @@ class Subscription:
 class EventBus:
     """Loop-only: publish and subscribe are called on the event loop."""
 
-    def __init__(self, capacity: int = 1024) -> None:
+    # Well above what one write transaction publishes (a batch of up to 500 IB reports).
+    def __init__(self, capacity: int = 20_000) -> None:
         self._capacity = capacity
         self._watchers: dict[str, set[Subscription]] = defaultdict(set)
 

@@ -120,3 +120,22 @@ def test_shutdown_ends_watch_streams_with_a_status_that_says_resume(start_gatewa
     assert isinstance(error, grpc.RpcError)
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert "resume with after_sequence=" in error.details()
+
+
+def test_a_watcher_that_falls_behind_is_told_to_resume_and_loses_nothing(start_gateway):
+    live = start_gateway({"default": {"fills": 40, "fill_delay": 0.5}}, watcher_queue_events=5)
+    run_id = live.submit(live.order("flood", quantity=40)).run.run_id
+    seen: list[pb.RunEvent] = []
+    cuts = []
+    while not (seen and seen[-1].run_status.final):
+        try:
+            for message in live.stub.WatchRun(pb.WatchRunRequest(run_id=run_id, after_sequence=len(seen)), timeout=20):
+                if message.HasField("event"):
+                    seen.append(message.event)
+        except grpc.RpcError as cut:  # resume as the message says, as execgw.client does by itself
+            assert cut.code() == grpc.StatusCode.UNAVAILABLE
+            assert f"fell behind; resume with after_sequence={seen[-1].sequence}" in cut.details()
+            cuts.append(cut)
+    assert cuts, "the flood should have outrun a 5-event watcher queue"
+    assert [e.sequence for e in seen] == [row.sequence for row in live.event_rows(run_id)]
+    assert seen[-1].run_status.final
