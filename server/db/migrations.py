@@ -49,10 +49,15 @@ class Migration:
 
 
 def migrations_dir() -> Path:
-    """``$EXECGW_MIGRATIONS_DIR``, else ``deploy/mysql`` of the source tree this module lives in."""
+    """``$EXECGW_MIGRATIONS_DIR``; else the copy an installed wheel carries (``execgw.server.db.sql``,
+    mapped from ``deploy/mysql`` in pyproject.toml); else ``deploy/mysql`` of the source tree (an
+    editable install)."""
     configured = os.environ.get(MIGRATIONS_DIR_ENV)
     if configured:
         return Path(configured)
+    packaged = Path(__file__).resolve().parent / "sql"
+    if packaged.is_dir():
+        return packaged
     return Path(__file__).resolve().parents[2] / "deploy" / "mysql"
 
 
