@@ -116,11 +116,13 @@ class ExecutionEngine:
     # -- wiring -------------------------------------------------------------------------------
 
     def on_ib_event(self, event: ib.IbEvent) -> None:
-        """The IB sessions' sink; called on the loop. While the database is down events are held,
-        up to a bound; past it they are dropped and recovered later by reconciliation with IB."""
-        if self._inbox.qsize() >= self.timings.max_held_events:
+        """The IB sessions' sink; called on the loop. While the database is down IB's reports are
+        held, up to a bound; past it they are dropped and recovered afterwards by reconciling with
+        IB. Connection events and end markers are never dropped: recovery depends on them."""
+        droppable = isinstance(event, ib.OrderStatusReport | ib.ExecutionReport | ib.CommissionReport)
+        if droppable and not self._database_ok and self._inbox.qsize() >= self.timings.max_held_events:
             if self._events_dropped == 0:
-                log.error("more than %d IB events held: dropping, will reconcile with IB",
+                log.error("database down and %d IB events held: dropping IB's reports, will reconcile with IB",
                           self.timings.max_held_events)
             self._events_dropped += 1
             return

@@ -6,6 +6,7 @@ that stopping it touches nothing else."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import socket
 import subprocess
@@ -88,12 +89,15 @@ def mariadb(tmp_path, mysql_server_url):  # mysql_server_url: fails in CI when M
     server.stop()
 
 
-def test_a_database_outage_mid_run_holds_ib_events_and_loses_nothing(mariadb, test_timings):
+@pytest.mark.parametrize("held", [100_000, 3], ids=["held", "over-the-bound"])
+def test_a_database_outage_mid_run_holds_ib_events_and_loses_nothing(mariadb, test_timings, held):
+    """Within the bound the held events are written when the database returns; past it the
+    gateway drops what IB sends, refuses new runs, and recovers the rest by reconciling."""
     sim = SimulatorThread(scenario=Scenario.from_dict({"default": {"fills": 10, "fill_interval": 0.3}}))
     sim.start()
     gateway = GatewayThread(
         Settings(database_url=mariadb.url, listen="127.0.0.1:0", ib_paper=f"127.0.0.1:{sim.port}"),
-        timings=test_timings,
+        timings=dataclasses.replace(test_timings, max_held_events=held),
     ).start()
     channel = grpc.insecure_channel(gateway.target)
     stub = pb_grpc.ExecutionServiceStub(channel)
