@@ -106,6 +106,7 @@ class ExecutionEngine:
         self._last_reconciled: dict[tuple[str, str | None], float] = {}
         self._database_ok = True
         self._events_dropped = 0
+        self._recovering = False
         # Commission reports that arrived before their execution; touched only on the writer thread.
         self._early_commissions: dict[str, ib.CommissionReport] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -175,7 +176,7 @@ class ExecutionEngine:
     @property
     def accepting_runs(self) -> bool:
         """New runs need a database that takes writes and no IB events waiting to be recovered."""
-        return self._database_ok and self._events_dropped == 0
+        return self._database_ok and self._events_dropped == 0 and not self._recovering
 
     async def submit_run(self, request: RunRequest) -> tuple[TradeRun, bool]:
         """Records the run and its orders, then sends them. Returns (run, existing)."""
@@ -329,11 +330,9 @@ class ExecutionEngine:
                 # recovered from IB rather than lost.
                 log.exception("failed to apply %d IB events; reconciling with IB", len(batch))
                 self._events_dropped += len(batch)
-            if self._events_dropped and self._inbox.empty():
-                self._events_dropped = 0
-                for session in self.sessions.values():
-                    if session.ready:
-                        self._spawn(self._reconcile(session), f"reconcile-{session.endpoint.mode}")
+            if self._events_dropped and self._inbox.empty() and not self._recovering:
+                self._recovering = True
+                self._spawn(self._recover_dropped(), "recover-dropped-events")
 
     async def _drain_inbox(self) -> None:
         batch = []
@@ -500,6 +499,17 @@ class ExecutionEngine:
     async def _reconcile_until_done(self, session: IBSession) -> None:
         while session.ready and not await self._reconcile(session):
             await asyncio.sleep(self.timings.retry_interval)
+
+    async def _recover_dropped(self) -> None:
+        """IB reports were dropped: new runs wait until every endpoint was reconciled in full."""
+        try:
+            self._events_dropped = 0
+            for session in self.sessions.values():
+                while not await session.wait_ready(3600) or not await self._reconcile(session):
+                    await asyncio.sleep(self.timings.retry_interval)
+            log.info("dropped IB reports recovered by reconciliation; taking new runs again")
+        finally:
+            self._recovering = False
 
     async def _resolve_unknown_orders(self, session: IBSession) -> None:
         """After a complete reconciliation, an UNKNOWN order IB reported nothing about never
