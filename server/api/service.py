@@ -26,7 +26,7 @@ from execgw.server.engine.engine import (
     RunNotFound,
 )
 from execgw.server.engine.store import Store, StoredEvent
-from execgw.server.engine.validation import RawOrder, Violation, validate_run
+from execgw.server.engine.validation import OrderRequest, Violation, validate_run
 from execgw.v1 import execution_pb2 as pb
 from execgw.v1 import execution_pb2_grpc as pb_grpc
 
@@ -230,8 +230,8 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
             await abort_bad_request(context, [Violation("run_id", "required")])
 
 
-def _raw_order(order: pb.OrderSpec) -> RawOrder:
-    return RawOrder(
+def _raw_order(order: pb.OrderSpec) -> OrderRequest:
+    return OrderRequest(
         client_order_id=order.client_order_id,
         symbol=order.symbol,
         sec_type=order.sec_type,

@@ -23,7 +23,8 @@ MODES = ("paper", "live")
 
 @dataclass(frozen=True)
 class OrderRequest:
-    """One order after validation, defaults applied."""
+    """One order: as the caller sent it (side already 'BUY'/'SELL'/'' from the enum), and after
+    validation with defaults applied and codes upper-cased."""
 
     client_order_id: str
     symbol: str
@@ -51,26 +52,11 @@ class Violation:
     description: str
 
 
-@dataclass(frozen=True)
-class RawOrder:
-    """The order fields as the caller sent them (side as 'BUY'/'SELL'/'' after enum mapping)."""
-
-    client_order_id: str
-    symbol: str
-    sec_type: str
-    exchange: str
-    primary_exchange: str
-    currency: str
-    side: str
-    quantity: float
-    order_type: str
-
-
 def validate_run(
     *,
     mode: str,
     account: str,
-    orders: list[RawOrder],
+    orders: list[OrderRequest],
     deadline: timedelta | None,
     submitted_by: str,
     max_orders: int,
@@ -114,7 +100,7 @@ def validate_run(
     return RunRequest(mode, account, tuple(accepted), deadline or default_deadline, submitted_by), []
 
 
-def _validate_order(index: int, raw: RawOrder) -> tuple[OrderRequest | None, list[Violation]]:
+def _validate_order(index: int, raw: OrderRequest) -> tuple[OrderRequest | None, list[Violation]]:
     where = f"orders[{index}]"
     problems: list[Violation] = []
 

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from execgw.server.engine.validation import RawOrder, validate_run
+from execgw.server.engine.validation import OrderRequest, validate_run
 
 
 def raw(**change):
     values = dict(client_order_id="c-1", symbol="aapl", sec_type="", exchange="", primary_exchange="",
                   currency="", side="BUY", quantity=10.0, order_type="")
     values.update(change)
-    return RawOrder(**values)
+    return OrderRequest(**values)
 
 
 def validate(orders, **change):
