@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 
 from execgw.server.db.models import EventKind, OrderStatus, RunStatus, TradeFill, TradeOrder, TradeRun, utcnow
 from execgw.server.engine import state
-from execgw.server.engine.answers import COMPLETED_ORDERS, OPEN_ORDERS, IbAnswers
+from execgw.server.engine.answers import IbAnswers
 from execgw.server.engine.bus import EventBus
+from execgw.server.engine.reconciler import Reconciler
 from execgw.server.engine.recorder import Recorder, order_status_payload
 from execgw.server.engine.store import Store
 from execgw.server.engine.validation import OrderRequest, RunRequest
@@ -30,6 +31,7 @@ from execgw.server.ib import events as ib
 from execgw.server.ib.session import IBSession, MarketOrder, NotSent, Withdrawn
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # IB's answers to a cancel request, kept for CancelRun's report.
 CANCEL_ANSWER_CODES = frozenset({161, 202, 10147, 10148})
@@ -101,9 +103,10 @@ class ExecutionEngine:
         self._runs: dict[str, _RunClock] = {}
         self._changed = asyncio.Condition()
         self._answers = IbAnswers()
-        self._reconciling: dict[str, asyncio.Lock] = {}
-        # (endpoint, symbol or None for all) → loop time the last complete reconciliation started
-        self._last_reconciled: dict[tuple[str, str | None], float] = {}
+        self._reconciler = Reconciler(
+            self._answers, self._commit, self._finish_all_soon, self.timings.reconcile_timeout,
+            self.timings.retry_interval,
+        )
         self._database_ok = True
         self._events_dropped = 0
         self._recovering = False
@@ -214,14 +217,13 @@ class ExecutionEngine:
                 rec.emit(run, EventKind.ORDER_STATUS, order_status_payload(order, "UNSPECIFIED", ""), order=order)
 
         try:
-            _, events = await self.store.write(create)
+            await self._commit(create)
         except IntegrityError:
             # Another request with these client_order_ids committed first: answer as a retry would.
             existing = await self._existing_run(request)
             if existing is None:
                 raise
             return existing, True
-        self.bus.publish(events)
         self._runs[run_id] = clock = _RunClock()
         clock.timer = asyncio.get_running_loop().call_later(
             request.deadline.total_seconds(), self._deadline_passed, run_id
@@ -276,18 +278,18 @@ class ExecutionEngine:
                 await session.place_market_order(market_order, lambda: not clock.sending_stopped)
                 clock.sent.add(market_order.order_id)
             except Withdrawn:
-                await self._withdraw(order.id)
+                await self._commit(lambda rec: rec.withdraw(order.id))
             except NotSent as exc:
                 # Certainly not sent: wait for the socket to come back, until the run's deadline.
                 remaining = (run.deadline_at - utcnow()).total_seconds() if run.deadline_at else 0.0
                 if remaining > 0 and await session.wait_ready(remaining):
                     continue
                 log.error("%s was never sent to IB: %s", order.client_order_id, exc)
-                await self._mark_unknown([order.id], "IB was not connected until the run's deadline")
+                await self._commit(lambda rec: rec.mark_unknown([order.id], "IB was not connected until the run's deadline"))
             except OSError as exc:
                 # Maybe sent, maybe not: UNKNOWN until reconciliation by orderRef tells. Never resent.
                 log.error("sending %s to IB failed: %s", order.client_order_id, exc)
-                await self._mark_unknown([order.id], "sending to IB failed")
+                await self._commit(lambda rec: rec.mark_unknown([order.id], "sending to IB failed"))
             else:
                 log.info("placed %s %s %g %s as IB order %s (run %s)", order.client_order_id, order.side,
                          order.quantity, order.symbol, order.ib_order_id, run.id)
@@ -388,7 +390,7 @@ class ExecutionEngine:
                     order = rec.apply_error(event)
                 if order is not None:
                     touched.add(order.run_id)
-            return {run_id for run_id in touched if _all_done(rec, run_id)}
+            return {run_id for run_id in touched if rec.all_done(run_id)}
 
         delay = 0.2
         while True:
@@ -434,7 +436,7 @@ class ExecutionEngine:
                 listener(session.endpoint.mode, session.ready)
             if event.code != CONNECTIVITY_LOST:
                 # 1101 says data was lost; after 1102 a reconciliation is cheap insurance.
-                self._spawn(self._reconcile_until_done(session), f"reconcile-{session.endpoint.mode}")
+                self._spawn(self._reconciler.reconcile_until_done(session), f"reconcile-{session.endpoint.mode}")
 
     def _connection_changed(self, event: ib.Connected | ib.Disconnected) -> None:
         session = self._session_at(event.endpoint)
@@ -444,7 +446,7 @@ class ExecutionEngine:
             listener(session.endpoint.mode, isinstance(event, ib.Connected))
         if isinstance(event, ib.Connected):
             # Whatever IB did while we were away is recovered by asking IB, on every connect.
-            self._spawn(self._reconcile_until_done(session), f"reconcile-{session.endpoint.mode}")
+            self._spawn(self._reconciler.reconcile_until_done(session), f"reconcile-{session.endpoint.mode}")
         else:
             self._answers.fail(event.endpoint, f"IB disconnected: {event.reason}")
 
@@ -453,115 +455,32 @@ class ExecutionEngine:
 
     # -- reconciliation and finishing runs ----------------------------------------------------------
 
-    async def _reconcile(self, session: IBSession, symbols: frozenset[str] | None = None) -> bool:
-        """Asks IB and waits until its answers are stored. In full (`symbols` None): open orders,
-        completed orders and the day's executions of our client id; for a run's end: the day's
-        executions of its symbols. False if IB did not answer: state stays unknown."""
-        lock = self._reconciling.setdefault(session.endpoint.mode, asyncio.Lock())
-        address, timeout = session.endpoint.address, self.timings.reconcile_timeout
-        scopes: list[str | None] = [None] if symbols is None else sorted(symbols)
-        loop = asyncio.get_running_loop()
-        asked_at = loop.time()
-
-        def covered(scope: str | None) -> bool:
-            last = self._last_reconciled
-            return max(last.get((address, scope), -1.0), last.get((address, None), -1.0)) > asked_at
-
-        async with lock:
-            # A reconciliation that started after we asked answers our question too: with many
-            # runs ending at once, one round trip to IB serves them all.
-            if all(covered(scope) for scope in scopes):
-                return True
-            started_at = loop.time()
-            try:
-                if symbols is None:
-                    await self._answers.ask(address, OPEN_ORDERS, session.request_open_orders, timeout)
-                    await self._answers.ask(address, COMPLETED_ORDERS, session.request_completed_orders, timeout)
-                for scope in scopes:
-                    req_id = session.new_request_id()
-                    await self._answers.ask(
-                        address, req_id, lambda r=req_id, s=scope: session.request_executions(r, s or ""), timeout
-                    )
-            except (TimeoutError, ConnectionError) as exc:
-                log.warning("reconciling with IB %s failed: %s", session.endpoint.mode, exc or "timeout")
-                return False
-            if symbols is None:
-                try:
-                    await self._resolve_unknown_orders(session)
-                except (OperationalError, InterfaceError) as exc:
-                    log.warning("reconciliation with IB %s must wait for the database: %s",
-                                session.endpoint.mode, exc)
-                    return False
-            for scope in scopes:
-                self._last_reconciled[(address, scope)] = started_at
-        return True
-
-    async def _reconcile_until_done(self, session: IBSession) -> None:
-        while session.ready and not await self._reconcile(session):
-            await asyncio.sleep(self.timings.retry_interval)
-
     async def _recover_dropped(self) -> None:
         """IB reports were dropped: new runs wait until every endpoint was reconciled in full."""
         try:
             self._events_dropped = 0
             for session in self.sessions.values():
-                while not await session.wait_ready(3600) or not await self._reconcile(session):
+                while not await session.wait_ready(3600) or not await self._reconciler.reconcile(session):
                     await asyncio.sleep(self.timings.retry_interval)
             log.info("dropped IB reports recovered by reconciliation; taking new runs again")
         finally:
             self._recovering = False
 
-    async def _resolve_unknown_orders(self, session: IBSession) -> None:
-        """After a complete reconciliation, an UNKNOWN order IB reported nothing about never
-        reached IB: it is cancelled in our books, never sent again."""
-        endpoint = session.endpoint
-
-        def work(rec: Recorder) -> set[str]:
-            orders = rec.session.scalars(
-                select(TradeOrder).where(
-                    TradeOrder.status == OrderStatus.UNKNOWN.value,
-                    TradeOrder.ib_endpoint == endpoint.address,
-                    TradeOrder.ib_client_id == endpoint.client_id,
-                )
-            ).all()
-            for order in orders:
-                reason = "IB has no record of this order after reconciliation: it never reached IB"
-                order.rejected_reason = reason
-                rec.set_order_status(order, OrderStatus.CANCELLED, "reconciliation", reason)
-            return {o.run_id for o in orders if _all_done(rec, o.run_id)}
-
-        done_runs, events = await self.store.write(work)
-        self.bus.publish(events)
-        for run_id in done_runs:
-            self._finish_soon(run_id)
-
-    async def _withdraw(self, order_id: int) -> None:
-        reason = "withdrawn before it was sent to IB: the run ended first (deadline or cancel)"
-
-        def work(rec: Recorder) -> None:
-            order = rec.session.get(TradeOrder, order_id)
-            if order is not None and order.status == OrderStatus.PENDING_SUBMIT.value:
-                order.rejected_reason = reason
-                rec.set_order_status(order, OrderStatus.CANCELLED, "withdrawn", reason)
-
-        _, events = await self.store.write(work)
+    async def _commit(self, work: Callable[[Recorder], T]) -> T:
+        """One transaction; its events go to watchers after the commit; waiters re-check."""
+        result, events = await self.store.write(work)
         self.bus.publish(events)
         async with self._changed:
             self._changed.notify_all()
-
-    async def _mark_unknown(self, order_ids: list[int], why: str) -> None:
-        def work(rec: Recorder) -> None:
-            for order_id in order_ids:
-                order = rec.session.get(TradeOrder, order_id)
-                if order is not None and OrderStatus(order.status) not in state.DONE_STATES:
-                    rec.set_order_status(order, OrderStatus.UNKNOWN, why, why)
-
-        _, events = await self.store.write(work)
-        self.bus.publish(events)
+        return result
 
     def _deadline_passed(self, run_id: str) -> None:
         log.info("run %s reached its deadline", run_id)
         self._finish_soon(run_id)
+
+    def _finish_all_soon(self, run_ids: set[str]) -> None:
+        for run_id in run_ids:
+            self._finish_soon(run_id)
 
     def _finish_soon(self, run_id: str) -> None:
         clock = self._runs.setdefault(run_id, _RunClock())
@@ -589,16 +508,13 @@ class ExecutionEngine:
         if session is None or not session.ready:
             return False
         await self._cancel_open_orders(session, run, clock)
-        if not await self._reconcile(session, frozenset(o.symbol for o in run.orders)):
+        if not await self._reconciler.reconcile(session, frozenset(o.symbol for o in run.orders)):
             return False
         await self._wait_for_commissions(run_id)
-        _, events = await self.store.write(
-            lambda rec: rec.finish_run(rec.session.get(TradeRun, run_id), clock.cancelled_by_caller)
-        )
-        self.bus.publish(events)
+        status = await self._commit(lambda rec: rec.finish_run(rec.run(run_id), clock.cancelled_by_caller))
         if clock.timer is not None:
             clock.timer.cancel()
-        log.info("run %s finished: %s", run_id, events[-1].payload["status"] if events else "?")
+        log.info("run %s finished: %s", run_id, status.value)
         return True
 
     async def _cancel_open_orders(self, session: IBSession, run: TradeRun, clock: _RunClock) -> None:
@@ -661,7 +577,9 @@ class ExecutionEngine:
                     TradeOrder.status.not_in([st.value for st in state.DONE_STATES]),
                 )
             )))
-            await self._mark_unknown(unfinished, "gateway restarted; waiting for IB's account of the order")
+            await self._commit(
+                lambda rec: rec.mark_unknown(unfinished, "gateway restarted; waiting for IB's account of the order")
+            )
         now = utcnow()
         for run_id, deadline_at in open_runs:
             delay = max((deadline_at - now).total_seconds(), 0.0) if deadline_at else 0.0  # type: ignore[operator]
@@ -689,13 +607,6 @@ def _order_differs(order: TradeOrder, spec: OrderRequest) -> bool:
         spec.symbol, spec.sec_type, spec.exchange, spec.primary_exchange, spec.currency,
         spec.side, spec.quantity, spec.order_type,
     )
-
-
-def _all_done(rec: Recorder, run_id: str) -> bool:
-    run = rec.run(run_id)
-    if run is None or run.status != RunStatus.RUNNING.value:
-        return False
-    return all(OrderStatus(o.status) in state.DONE_STATES for o in rec.orders_of(run_id))
 
 
 def _all_done_in(session: Session, run_id: str) -> bool:

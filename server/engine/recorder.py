@@ -370,6 +370,47 @@ class Recorder:
             self.set_order_status(order, OrderStatus.CANCELLED, f"error {error.code}", reason, error.received_at)
         return order
 
+    # -- the gateway's own decisions about orders ------------------------------------------------
+
+    def cancel_in_books(self, order: TradeOrder, ib_status: str, reason: str) -> None:
+        order.rejected_reason = reason
+        self.set_order_status(order, OrderStatus.CANCELLED, ib_status, reason)
+
+    def withdraw(self, order_id: int) -> None:
+        """An order whose run ended while it waited for its pacing slot: it never went to IB."""
+        order = self.order_by_id(order_id)
+        if order.status == OrderStatus.PENDING_SUBMIT.value:
+            self.cancel_in_books(order, "withdrawn",
+                                 "withdrawn before it was sent to IB: the run ended first (deadline or cancel)")
+
+    def mark_unknown(self, order_ids: list[int], why: str) -> None:
+        for order_id in order_ids:
+            order = self.order_by_id(order_id)
+            if OrderStatus(order.status) not in state.DONE_STATES:
+                self.set_order_status(order, OrderStatus.UNKNOWN, why, why)
+
+    def resolve_unknown(self, endpoint: str, client_id: int) -> list[TradeOrder]:
+        """After a complete reconciliation, an UNKNOWN order IB reported nothing about never
+        reached IB: it is cancelled in our books, and never sent again."""
+        orders = list(self.session.scalars(
+            select(TradeOrder).where(
+                TradeOrder.status == OrderStatus.UNKNOWN.value,
+                TradeOrder.ib_endpoint == endpoint,
+                TradeOrder.ib_client_id == client_id,
+            )
+        ))
+        for order in orders:
+            self.cancel_in_books(order, "reconciliation",
+                                 "IB has no record of this order after reconciliation: it never reached IB")
+        return orders
+
+    def all_done(self, run_id: str) -> bool:
+        """The run is RUNNING and none of its orders can change without us acting."""
+        run = self.run(run_id)
+        if run is None or run.status != RunStatus.RUNNING.value:
+            return False
+        return all(OrderStatus(o.status) in state.DONE_STATES for o in self.orders_of(run_id))
+
     # -- runs ----------------------------------------------------------------------------------------
 
     def orders_of(self, run_id: str) -> list[TradeOrder]:

@@ -1,0 +1,100 @@
+"""Reconciliation with IB: ask what IB knows, wait until its answers are stored.
+
+On every (re)connect and after 1101/1102 in full: open orders, completed orders and the day's
+executions of our client id; then UNKNOWN orders IB knows nothing of are cancelled in our books.
+At a run's end: the day's executions of the run's symbols. An unanswered request leaves the state
+unknown and reports failure, so the caller retries; it is never read as "no orders".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from execgw.server.engine.answers import COMPLETED_ORDERS, OPEN_ORDERS, IbAnswers
+from execgw.server.engine.recorder import Recorder
+from execgw.server.ib.session import IBSession
+
+log = logging.getLogger(__name__)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        answers: IbAnswers,
+        commit: Callable[[Callable[[Recorder], set[str]]], Awaitable[set[str]]],
+        runs_done: Callable[[set[str]], None],
+        timeout: float,
+        retry_interval: float,
+    ) -> None:
+        self._answers = answers
+        self._commit = commit
+        self._runs_done = runs_done
+        self._timeout = timeout
+        self._retry_interval = retry_interval
+        self._locks: dict[str, asyncio.Lock] = {}
+        # (endpoint, symbol or None for all) → loop time the last complete reconciliation started
+        self._last: dict[tuple[str, str | None], float] = {}
+
+    async def reconcile(self, session: IBSession, symbols: frozenset[str] | None = None) -> bool:
+        """Asks IB and waits until its answers are stored. In full (`symbols` None): open orders,
+        completed orders and the day's executions of our client id; for a run's end: the day's
+        executions of its symbols. False if IB did not answer: state stays unknown."""
+        lock = self._locks.setdefault(session.endpoint.mode, asyncio.Lock())
+        address, timeout = session.endpoint.address, self._timeout
+        scopes: list[str | None] = [None] if symbols is None else sorted(symbols)
+        loop = asyncio.get_running_loop()
+        asked_at = loop.time()
+
+        def covered(scope: str | None) -> bool:
+            last = self._last
+            return max(last.get((address, scope), -1.0), last.get((address, None), -1.0)) > asked_at
+
+        async with lock:
+            # A reconciliation that started after we asked answers our question too: with many
+            # runs ending at once, one round trip to IB serves them all.
+            if all(covered(scope) for scope in scopes):
+                return True
+            started_at = loop.time()
+            try:
+                if symbols is None:
+                    await self._answers.ask(address, OPEN_ORDERS, session.request_open_orders, timeout)
+                    await self._answers.ask(address, COMPLETED_ORDERS, session.request_completed_orders, timeout)
+                for scope in scopes:
+                    req_id = session.new_request_id()
+                    await self._answers.ask(
+                        address, req_id, lambda r=req_id, s=scope: session.request_executions(r, s or ""), timeout
+                    )
+            except (TimeoutError, ConnectionError) as exc:
+                log.warning("reconciling with IB %s failed: %s", session.endpoint.mode, exc or "timeout")
+                return False
+            if symbols is None:
+                try:
+                    await self._resolve_unknown_orders(session)
+                except (OperationalError, InterfaceError) as exc:
+                    log.warning("reconciliation with IB %s must wait for the database: %s",
+                                session.endpoint.mode, exc)
+                    return False
+            for scope in scopes:
+                self._last[(address, scope)] = started_at
+        return True
+
+    async def _reconcile_until_done(self, session: IBSession) -> None:
+        while session.ready and not await self._reconcile(session):
+            await asyncio.sleep(self.timings.retry_interval)
+
+    async def reconcile_until_done(self, session: IBSession) -> None:
+        while session.ready and not await self.reconcile(session):
+            await asyncio.sleep(self._retry_interval)
+
+    async def _resolve_unknown_orders(self, session: IBSession) -> None:
+        endpoint = session.endpoint
+
+        def work(rec: Recorder) -> set[str]:
+            resolved = rec.resolve_unknown(endpoint.address, endpoint.client_id)
+            return {o.run_id for o in resolved if rec.all_done(o.run_id)}
+
+        self._runs_done(await self._commit(work))
