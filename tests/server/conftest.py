@@ -45,7 +45,7 @@ class LiveGateway:
         )
 
     def submit(self, *orders: pb.OrderSpec, deadline: float | None = None, **extra: Any) -> pb.SubmitRunResponse:
-        request = pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=list(orders), **extra)
+        request = pb.SubmitRunRequest(orders=list(orders), **{"mode": pb.TRADING_MODE_PAPER, **extra})
         if deadline is not None:
             request.deadline.FromTimedelta(timedelta(seconds=deadline))
         return self.stub.SubmitRun(request, timeout=10)

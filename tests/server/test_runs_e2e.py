@@ -177,3 +177,19 @@ def test_orders_still_waiting_for_pacing_at_the_deadline_are_withdrawn_not_sent_
     assert {o.order_ref for o in live.sim.orders()} == received
     assert run.status == pb.RUN_STATUS_PARTIAL
     assert_db_matches_sim(live, run.run_id)
+
+
+def test_live_runs_go_to_the_live_endpoint_only_when_enabled(start_gateway):
+    from execgw.sim.thread import SimulatorThread
+
+    live_tws = SimulatorThread(accounts=["U7654321"])
+    live_tws.start()
+    try:
+        live = start_gateway(ib_live=f"127.0.0.1:{live_tws.port}", live_enabled=True)
+        run, _ = live.run_to_end(live.order("real-money", "AAPL", "BUY", 1), mode=pb.TRADING_MODE_LIVE)
+        assert run.mode == pb.TRADING_MODE_LIVE and run.status == pb.RUN_STATUS_SUCCESS
+        assert [o.order_ref for o in live_tws.orders()] == [f"{live.prefix}-real-money"]
+        assert live.sim.orders() == []  # nothing went to the paper account
+        assert run.orders[0].fills[0].account == "U7654321"
+    finally:
+        live_tws.stop()
