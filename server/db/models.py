@@ -161,7 +161,11 @@ class TradeOrder(Base):
     run_id: Mapped[str] = mapped_column(
         String(36), ForeignKey("trade_runs.id", name="fk_trade_orders_run"), nullable=False
     )
-    client_order_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    # Case-sensitive on MySQL too (utf8mb4_bin, patch 20261125): an idempotency key is exact.
+    client_order_id: Mapped[str] = mapped_column(
+        String(64).with_variant(mysql.VARCHAR(64, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"),
+        nullable=False,
+    )
     symbol: Mapped[str] = mapped_column(String(32), nullable=False)
     sec_type: Mapped[str] = mapped_column(String(8), nullable=False)
     exchange: Mapped[str] = mapped_column(String(32), nullable=False)

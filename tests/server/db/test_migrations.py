@@ -67,6 +67,7 @@ def test_migrations_apply_base_first_then_patches_by_name() -> None:
         "20260101_base_schema.sql",
         "20260123_trade_fills_and_orders.sql",
         "20261124_execgw_fills_corrections_and_events.sql",
+        "20261125_execgw_case_sensitive_client_order_id.sql",
     ]
 
 
@@ -227,6 +228,14 @@ def schema_differences(metadata: MetaData, engine: Engine) -> list[str]:
                 model_type = _normalize_type(column.type.compile(dialect=dialect))
                 if db_type != model_type:
                     problems.append(f"{name}.{column.name} type: db {db_type}, models {model_type}")
+                # A column collation that differs from the table's changes what a unique key means
+                # (utf8mb4_bin: 'ORD-1' and 'ord-1' are two keys); MySQL shows only such overrides.
+                db_collation = getattr(db_column["type"], "collation", None)
+                model_collation = getattr(column.type.dialect_impl(dialect), "collation", None)
+                if db_collation != model_collation and db_type != "JSON":  # MariaDB's JSON is LONGTEXT _bin
+                    problems.append(
+                        f"{name}.{column.name} collation: db {db_collation}, models {model_collation}"
+                    )
                 if db_column["nullable"] != column.nullable:
                     problems.append(
                         f"{name}.{column.name} nullable: db {db_column['nullable']}, models {column.nullable}"

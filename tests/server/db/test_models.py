@@ -252,3 +252,30 @@ def test_foreign_keys_are_enforced(session: Session) -> None:
 )
 def test_execution_base_drops_the_correction_suffix(exec_id: str, base: str) -> None:
     assert execution_base(exec_id) == base
+
+
+def test_client_order_ids_that_differ_only_in_case_are_two_keys(database_url):
+    """IB's orderRef is case-sensitive and so is SQLite; MySQL's default collation is not."""
+    from sqlalchemy.orm import Session
+
+    from execgw.server.db.engine import make_engine
+    from execgw.server.db.models import TradeOrder, TradeRun, utcnow
+
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session, session.begin():
+            session.add(TradeRun(id="run-case", mode="paper", status="RUNNING", created_at=utcnow(), updated_at=utcnow()))
+            session.flush()
+            for key in ("ORD-1", "ord-1"):
+                session.add(TradeOrder(
+                    run_id="run-case", client_order_id=key, symbol="AAPL", sec_type="STK", exchange="SMART",
+                    currency="USD", side="BUY", quantity=1, order_type="MKT", status="PENDING_SUBMIT",
+                    created_at=utcnow(), updated_at=utcnow(),
+                ))
+        with Session(engine) as session:
+            from sqlalchemy import select
+
+            found = session.scalars(select(TradeOrder.client_order_id).where(TradeOrder.client_order_id == "ord-1"))
+            assert list(found) == ["ord-1"]
+    finally:
+        engine.dispose()
