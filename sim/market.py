@@ -1,13 +1,16 @@
 """The simulated market: prices, commissions, venues, and the identifiers IB hands out.
 
-Everything random comes from one seeded generator, so a test that places the same orders in the
-same order gets the same permIds, execIds and prices on every run.
+Prices come from one seeded generator, so a test that places the same orders in the same order
+gets the same prices on every run. permIds and execIds, like IB's, never repeat across sessions:
+they start from the clock, so a simulator restarted beside a database that outlives it (the
+gateway's embedded default) never reports an execId or permId that database already holds.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
+import time
 import zlib
 
 from execgw.sim.scenario import Scenario
@@ -19,9 +22,11 @@ class Market:
         self._prices: dict[str, float] = dict(scenario.prices)
         self._commission_per_share = scenario.commission_per_share
         self._min_commission = scenario.min_commission
-        self._perm_ids = itertools.count(1_000_000_000 + self._rng.randrange(1_000_000) * 1000)
+        started_ms = time.time_ns() // 1_000_000 + seed
+        # permIds are 32-bit: 1e9 + (ms of the start mod 1e6) * 1000 stays below 2**31.
+        self._perm_ids = itertools.count(1_000_000_000 + (started_ms % 1_000_000) * 1000)
         # IB's execIds look like 0000e0d5.6553a1b2.01.01: a source, a sequence, a leg, a revision.
-        self._exec_source = f"{0xE000 + self._rng.randrange(0x1000):08x}"
+        self._exec_source = f"{started_ms & 0xFFFFFFFF:08x}"
         self._exec_seq = itertools.count(0x65000000 + self._rng.randrange(0x100000))
 
     def next_perm_id(self) -> int:

@@ -138,7 +138,10 @@ class Recorder:
         if order_ref:
             lookups.append((("ref", order_ref), TradeOrder.client_order_id == order_ref))
         if perm_id > 0:
-            lookups.append((("perm", perm_id), TradeOrder.ib_perm_id == perm_id))
+            # permIds are IB's, unique per account; scoped to the endpoint all the same, so that a
+            # different TWS (a simulator restarted on a new port) can never claim our orders.
+            lookups.append((("perm", endpoint, perm_id),
+                            (TradeOrder.ib_perm_id == perm_id) & (TradeOrder.ib_endpoint == endpoint)))
         if order_id > 0:
             lookups.append((
                 ("id", endpoint, client_id, order_id),
@@ -173,7 +176,8 @@ class Recorder:
         bases = {r.exec_base for r in executions}
         if bases:
             for execution in executions:
-                order = self._orders.get(("ref", execution.order_ref)) or self._orders.get(("perm", execution.perm_id))
+                order = self._orders.get(("ref", execution.order_ref)) or self._orders.get(
+                    ("perm", execution.endpoint, execution.perm_id))
                 if order is not None:
                     self._current_by_base.setdefault((order.id, execution.exec_base), None)
             for fill in self.session.scalars(
@@ -184,13 +188,13 @@ class Recorder:
     def _remember(self, order: TradeOrder) -> None:
         self._orders[("ref", order.client_order_id)] = order
         if order.ib_perm_id:
-            self._orders[("perm", order.ib_perm_id)] = order
+            self._orders[("perm", order.ib_endpoint, order.ib_perm_id)] = order
         if order.ib_order_id:
             self._orders[("id", order.ib_endpoint, order.ib_client_id, order.ib_order_id)] = order
 
     def _set_perm_id(self, order: TradeOrder, perm_id: int) -> None:
         order.ib_perm_id = perm_id
-        self._orders[("perm", perm_id)] = order
+        self._orders[("perm", order.ib_endpoint, perm_id)] = order
 
     def order_by_id(self, order_id: int) -> TradeOrder:
         order = self.session.get(TradeOrder, order_id)
