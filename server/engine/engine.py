@@ -85,7 +85,7 @@ class _RunClock:
     timer: asyncio.TimerHandle | None = None
     cancelled_by_caller: bool = False
     finishing: asyncio.Task[Any] | None = None
-    cancel_answers: dict[int, tuple[int, str]] = field(default_factory=dict)
+    cancel_answers: dict[tuple[str | None, int], tuple[int, str]] = field(default_factory=dict)
     # Once the run ends (deadline, cancel), orders still waiting for their pacing slot are
     # withdrawn instead of sent; `sent` are the IB order ids this process wrote to the socket.
     sending_stopped: bool = False
@@ -230,7 +230,7 @@ class ExecutionEngine:
         )
         run = await self.store.get_run(run_id)
         assert run is not None
-        self._spawn(self._send_orders(session, run), f"send-{run_id}")
+        self._spawn(self._send_orders(session, run, clock), f"send-{run_id}")
         return run, False
 
     async def _existing_run(self, request: RunRequest) -> TradeRun | None:
@@ -262,17 +262,18 @@ class ExecutionEngine:
                 raise ClientOrderIdConflict(client_order_id, f"was already submitted in run {run.id} with different contents")
         return run
 
-    async def _send_orders(self, session: IBSession, run: TradeRun) -> None:
+    async def _send_orders(self, session: IBSession, run: TradeRun, clock: _RunClock) -> None:
+        # The clock is held here, not looked up per order: once the run ends its clock says
+        # "stop sending" even after the engine has forgotten the run.
         for order in run.orders:
-            await self._send_order(session, run, order)
+            await self._send_order(session, run, order, clock)
 
-    async def _send_order(self, session: IBSession, run: TradeRun, order: TradeOrder) -> None:
+    async def _send_order(self, session: IBSession, run: TradeRun, order: TradeOrder, clock: _RunClock) -> None:
         market_order = MarketOrder(
             order_id=order.ib_order_id or 0, order_ref=order.client_order_id, symbol=order.symbol,
             sec_type=order.sec_type, exchange=order.exchange, primary_exchange=order.primary_exchange or "",
             currency=order.currency, side=order.side, quantity=order.quantity, account=order.account or "",
         )
-        clock = self._runs.setdefault(run.id, _RunClock())
         while True:
             try:
                 await session.place_market_order(market_order, lambda: not clock.sending_stopped)
@@ -307,14 +308,22 @@ class ExecutionEngine:
             if session is None or not session.ready:
                 raise NotConnected(run.mode)
             await self._cancel_open_orders(session, run, clock)
-            await self._finish(run_id)
+            self._finish_soon(run_id)
+            # The answer waits for the run's end, within bounds: should IB go away meanwhile, the
+            # run still ends in the background and the caller gets the state as it stands.
+            finishing = clock.finishing
+            if finishing is not None:
+                bound = self.timings.reconcile_timeout + self.timings.commission_grace + 5.0
+                await asyncio.wait([finishing], timeout=bound)
         refreshed = await self.store.get_run(run_id, with_fills=False)
         assert refreshed is not None
         for order in refreshed.orders:
-            code, message = clock.cancel_answers.get(order.ib_order_id or -1, (0, ""))
+            code, message = clock.cancel_answers.get((order.ib_endpoint, order.ib_order_id or -1), (0, ""))
             if not message and OrderStatus(order.status) in state.DONE_STATES and run.status != RunStatus.RUNNING.value:
                 message = "run had already finished; nothing sent"
             outcomes.append(CancelOutcome(order.client_order_id, order.ib_order_id or 0, order.status, code, message))
+        if refreshed.status != RunStatus.RUNNING.value:
+            self._runs.pop(run_id, None)
         return refreshed, outcomes
 
     # -- events from IB ---------------------------------------------------------------------------
@@ -417,7 +426,8 @@ class ExecutionEngine:
     def _note_error(self, error: ib.IbError) -> None:
         if error.code in CANCEL_ANSWER_CODES:
             for clock in self._runs.values():
-                clock.cancel_answers.setdefault(error.req_id, (error.code, error.message))
+                # Order ids are per endpoint: the answer belongs to the run that has that order there.
+                clock.cancel_answers.setdefault((error.endpoint, error.req_id), (error.code, error.message))
         level = logging.INFO if 2100 <= error.code < 2200 else logging.WARNING
         log.log(level, "IB %s error %d (id %d): %s", error.endpoint, error.code, error.req_id, error.message)
 
@@ -514,6 +524,8 @@ class ExecutionEngine:
         status = await self._commit(lambda rec: rec.finish_run(rec.run(run_id), clock.cancelled_by_caller))
         if clock.timer is not None:
             clock.timer.cancel()
+        # A long-lived gateway keeps no state for finished runs (a later fill needs none).
+        self._runs.pop(run_id, None)
         log.info("run %s finished: %s", run_id, status.value)
         return True
 
