@@ -29,7 +29,7 @@ import grpc
 
 from execgw.server.config import Settings
 from execgw.server.embedded import GatewayThread
-from execgw.server.engine.engine import EngineTimings
+from execgw.server.engine.runs import EngineTimings
 from execgw.v1 import execution_pb2 as pb
 from execgw.v1 import execution_pb2_grpc as pb_grpc
 

@@ -28,7 +28,7 @@ from execgw.server.config import Settings
 from execgw.server.db.engine import make_engine
 from execgw.server.db.models import OrderStatus, TradeEvent, TradeFill, TradeOrder, TradeRun
 from execgw.server.embedded import GatewayThread
-from execgw.server.engine.engine import EngineTimings
+from execgw.server.engine.runs import EngineTimings
 from execgw.server.engine.state import OrderOutcome, run_status
 from execgw.sim.scenario import Scenario
 from execgw.sim.thread import SimulatorThread

@@ -22,7 +22,8 @@ from execgw.server.config import Settings, split_host_port
 from execgw.server.db.engine import display_url, make_engine, resolve_database_url
 from execgw.server.db.migrations import upgrade
 from execgw.server.engine.bus import EventBus
-from execgw.server.engine.engine import EngineTimings, ExecutionEngine
+from execgw.server.engine.engine import ExecutionEngine
+from execgw.server.engine.runs import EngineTimings
 from execgw.server.engine.store import Store
 from execgw.server.ib.endpoint import Endpoint
 from execgw.server.ib.session import IBSession

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from execgw.server.app import Gateway
 from execgw.server.config import Settings
-from execgw.server.engine.engine import EngineTimings
+from execgw.server.engine.runs import EngineTimings
 
 T = TypeVar("T")
 

@@ -17,10 +17,10 @@ from execgw.server.api import convert
 from execgw.server.api.errors import abort_bad_request, abort_precondition
 from execgw.server.db.models import RunStatus
 from execgw.server.engine.bus import EventBus, Subscription
-from execgw.server.engine.engine import (
+from execgw.server.engine.engine import ExecutionEngine
+from execgw.server.engine.runs import (
     ClientOrderIdConflict,
     DatabaseUnavailable,
-    ExecutionEngine,
     ModeNotConfigured,
     NotConnected,
     RunNotFound,

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -23,8 +22,18 @@ from execgw.server.db.models import EventKind, OrderStatus, RunStatus, TradeFill
 from execgw.server.engine import state
 from execgw.server.engine.answers import IbAnswers
 from execgw.server.engine.bus import EventBus
+from execgw.server.engine.idempotency import existing_run
 from execgw.server.engine.reconciler import Reconciler
 from execgw.server.engine.recorder import Recorder, order_status_payload
+from execgw.server.engine.runs import (
+    CancelOutcome,
+    DatabaseUnavailable,
+    EngineTimings,
+    ModeNotConfigured,
+    NotConnected,
+    RunClock,
+    RunNotFound,
+)
 from execgw.server.engine.store import Store
 from execgw.server.engine.validation import OrderRequest, RunRequest
 from execgw.server.ib import events as ib
@@ -40,58 +49,6 @@ CONNECTIVITY_RESTORED_DATA_LOST = 1101
 CONNECTIVITY_RESTORED = 1102
 
 
-class NotConnected(Exception):
-    """The IB endpoint of the requested mode is down: nothing was written or sent."""
-
-
-class ModeNotConfigured(Exception):
-    pass
-
-
-class DatabaseUnavailable(Exception):
-    """The database is not taking writes; IB's events are held until it is back."""
-
-
-class ClientOrderIdConflict(Exception):
-    def __init__(self, client_order_id: str, detail: str) -> None:
-        super().__init__(f"client_order_id {client_order_id!r} {detail}")
-        self.client_order_id = client_order_id
-
-
-class RunNotFound(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class EngineTimings:
-    cancel_wait: float = 10.0  # how long to wait for IB to answer cancels
-    reconcile_timeout: float = 15.0  # how long reqExecutions may take before we call it failed
-    commission_grace: float = 3.0  # how long a finished run waits for missing commissions
-    retry_interval: float = 2.0  # between attempts to finish a run IB could not be asked about
-    max_held_events: int = 100_000  # IB events held while the database is down; beyond: reconcile
-
-
-@dataclass
-class CancelOutcome:
-    client_order_id: str
-    ib_order_id: int
-    status: str
-    ib_code: int
-    message: str
-
-
-@dataclass
-class _RunClock:
-    timer: asyncio.TimerHandle | None = None
-    cancelled_by_caller: bool = False
-    finishing: asyncio.Task[Any] | None = None
-    cancel_answers: dict[tuple[str | None, int], tuple[int, str]] = field(default_factory=dict)
-    # Once the run ends (deadline, cancel), orders still waiting for their pacing slot are
-    # withdrawn instead of sent; `sent` are the IB order ids this process wrote to the socket.
-    sending_stopped: bool = False
-    sent: set[int] = field(default_factory=set)
-
-
 class ExecutionEngine:
     def __init__(self, store: Store, bus: EventBus, timings: EngineTimings | None = None) -> None:
         self.store = store
@@ -100,7 +57,7 @@ class ExecutionEngine:
         self.sessions: dict[str, IBSession] = {}
         self._inbox: asyncio.Queue[ib.IbEvent] = asyncio.Queue()
         self._consumer: asyncio.Task[None] | None = None
-        self._runs: dict[str, _RunClock] = {}
+        self._runs: dict[str, RunClock] = {}
         self._changed = asyncio.Condition()
         self._answers = IbAnswers()
         self._reconciler = Reconciler(
@@ -224,7 +181,7 @@ class ExecutionEngine:
             if existing is None:
                 raise
             return existing, True
-        self._runs[run_id] = clock = _RunClock()
+        self._runs[run_id] = clock = RunClock()
         clock.timer = asyncio.get_running_loop().call_later(
             request.deadline.total_seconds(), self._deadline_passed, run_id
         )
@@ -234,41 +191,15 @@ class ExecutionEngine:
         return run, False
 
     async def _existing_run(self, request: RunRequest) -> TradeRun | None:
-        """The run these client_order_ids already belong to, if the request repeats it exactly."""
-        wanted = {o.client_order_id: o for o in request.orders}
+        return await self.store.read(lambda session: existing_run(session, request))
 
-        def query(session: Session) -> list[TradeOrder]:
-            return list(session.scalars(select(TradeOrder).where(TradeOrder.client_order_id.in_(wanted))))
-
-        found = await self.store.read(query)
-        if not found:
-            return None
-        run_ids = {o.run_id for o in found}
-        first = found[0]
-        if len(run_ids) > 1:
-            raise ClientOrderIdConflict(first.client_order_id, "belongs to another run")
-        run = await self.store.get_run(first.run_id, with_fills=False)
-        assert run is not None
-        stored = {o.client_order_id: o for o in run.orders}
-        for client_order_id in wanted:
-            if client_order_id not in stored:
-                taken = next(iter(stored))
-                raise ClientOrderIdConflict(taken, f"is already in run {run.id}, which has no {client_order_id!r}")
-        for client_order_id, order in stored.items():
-            spec = wanted.get(client_order_id)
-            if spec is None:
-                raise ClientOrderIdConflict(client_order_id, f"run {run.id} has more orders than this request")
-            if _order_differs(order, spec) or run.mode != request.mode or (run.account or "") != request.account:
-                raise ClientOrderIdConflict(client_order_id, f"was already submitted in run {run.id} with different contents")
-        return run
-
-    async def _send_orders(self, session: IBSession, run: TradeRun, clock: _RunClock) -> None:
+    async def _send_orders(self, session: IBSession, run: TradeRun, clock: RunClock) -> None:
         # The clock is held here, not looked up per order: once the run ends its clock says
         # "stop sending" even after the engine has forgotten the run.
         for order in run.orders:
             await self._send_order(session, run, order, clock)
 
-    async def _send_order(self, session: IBSession, run: TradeRun, order: TradeOrder, clock: _RunClock) -> None:
+    async def _send_order(self, session: IBSession, run: TradeRun, order: TradeOrder, clock: RunClock) -> None:
         market_order = MarketOrder(
             order_id=order.ib_order_id or 0, order_ref=order.client_order_id, symbol=order.symbol,
             sec_type=order.sec_type, exchange=order.exchange, primary_exchange=order.primary_exchange or "",
@@ -300,7 +231,7 @@ class ExecutionEngine:
         run = await self.store.get_run(run_id, with_fills=False)
         if run is None:
             raise RunNotFound(run_id)
-        clock = self._runs.setdefault(run_id, _RunClock())
+        clock = self._runs.setdefault(run_id, RunClock())
         outcomes: list[CancelOutcome] = []
         if run.status == RunStatus.RUNNING.value:
             clock.cancelled_by_caller = True
@@ -493,7 +424,7 @@ class ExecutionEngine:
             self._finish_soon(run_id)
 
     def _finish_soon(self, run_id: str) -> None:
-        clock = self._runs.setdefault(run_id, _RunClock())
+        clock = self._runs.setdefault(run_id, RunClock())
         if clock.finishing is None or clock.finishing.done():
             clock.finishing = self._spawn(self._finish(run_id), f"finish-{run_id}")
 
@@ -501,7 +432,7 @@ class ExecutionEngine:
         """Cancel what is open, reconcile executions with IB, then decide the run's status.
         Retried while IB cannot be asked (an unanswered reconciliation is not "no fills") and
         while the database is down."""
-        clock = self._runs.setdefault(run_id, _RunClock())
+        clock = self._runs.setdefault(run_id, RunClock())
         while True:
             try:
                 if await self._try_finish(run_id, clock):
@@ -510,7 +441,7 @@ class ExecutionEngine:
                 log.warning("finishing run %s must wait: %s", run_id, exc)
             await asyncio.sleep(self.timings.retry_interval)
 
-    async def _try_finish(self, run_id: str, clock: _RunClock) -> bool:
+    async def _try_finish(self, run_id: str, clock: RunClock) -> bool:
         run = await self.store.get_run(run_id, with_fills=False)
         if run is None or run.status != RunStatus.RUNNING.value:
             return True
@@ -529,7 +460,7 @@ class ExecutionEngine:
         log.info("run %s finished: %s", run_id, status.value)
         return True
 
-    async def _cancel_open_orders(self, session: IBSession, run: TradeRun, clock: _RunClock) -> None:
+    async def _cancel_open_orders(self, session: IBSession, run: TradeRun, clock: RunClock) -> None:
         clock.sending_stopped = True
         open_orders = [o for o in run.orders if OrderStatus(o.status) not in state.DONE_STATES]
         if not open_orders:
@@ -595,7 +526,7 @@ class ExecutionEngine:
         now = utcnow()
         for run_id, deadline_at in open_runs:
             delay = max((deadline_at - now).total_seconds(), 0.0) if deadline_at else 0.0  # type: ignore[operator]
-            clock = self._runs.setdefault(run_id, _RunClock())
+            clock = self._runs.setdefault(run_id, RunClock())
             clock.timer = asyncio.get_running_loop().call_later(delay, self._deadline_passed, run_id)
             log.info("resuming open run %s (deadline in %.0fs)", run_id, delay)
 
@@ -608,16 +539,6 @@ def _order_row(run_id: str, spec: OrderRequest, account: str, session: IBSession
         side=spec.side, quantity=spec.quantity, order_type=spec.order_type, account=account or None,
         status=OrderStatus.PENDING_SUBMIT.value, filled_qty=0.0, ib_endpoint=session.endpoint.address,
         ib_client_id=session.endpoint.client_id, ib_order_id=ib_order_id, created_at=now, updated_at=now,
-    )
-
-
-def _order_differs(order: TradeOrder, spec: OrderRequest) -> bool:
-    return (
-        order.symbol, order.sec_type, order.exchange, order.primary_exchange or "", order.currency,
-        order.side, order.quantity, order.order_type,
-    ) != (
-        spec.symbol, spec.sec_type, spec.exchange, spec.primary_exchange, spec.currency,
-        spec.side, spec.quantity, spec.order_type,
     )
 
 

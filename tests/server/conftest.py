@@ -18,7 +18,7 @@ from execgw.server.config import Settings
 from execgw.server.db.engine import make_engine
 from execgw.server.db.models import TradeEvent, TradeFill, TradeOrder, TradeRun
 from execgw.server.embedded import GatewayThread
-from execgw.server.engine.engine import EngineTimings
+from execgw.server.engine.runs import EngineTimings
 from execgw.sim.scenario import Scenario
 from execgw.sim.thread import SimulatorThread
 from execgw.v1 import execution_pb2 as pb
