@@ -3,6 +3,8 @@ the TWS simulator, driven with blocking gRPC stubs and checked against the datab
 
 from __future__ import annotations
 
+import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -98,6 +100,31 @@ class LiveGateway:
     def sim_executions(self, prefix: str | None = None) -> list[Any]:
         wanted = prefix or self.prefix
         return [e for e in self.sim.executions() if e.order_ref.startswith(wanted)]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _eventually(condition: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not met within {timeout}s"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """A free loopback port (for processes that must be told their port up front)."""
+    return _free_port
+
+
+@pytest.fixture
+def eventually() -> Callable[..., None]:
+    """Polls a condition until it holds; fails the test after `timeout` seconds naming `what`."""
+    return _eventually
 
 
 @pytest.fixture

@@ -5,19 +5,11 @@ Every test runs on SQLite and on MariaDB (the `database_url` fixture)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import pytest
 
 from execgw.server.db.models import OrderStatus, RunStatus
 from execgw.v1 import execution_pb2 as pb
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, "condition not met in time"
-        time.sleep(0.05)
 
 
 def assert_db_matches_sim(live, run_id: str) -> None:
@@ -133,7 +125,7 @@ def test_duplicate_callbacks_are_stored_and_emitted_once(start_gateway):
     assert_db_matches_sim(live, run.run_id)
 
 
-def test_a_fill_after_the_deadline_is_recorded_and_changes_the_runs_status(start_gateway):
+def test_a_fill_after_the_deadline_is_recorded_and_changes_the_runs_status(start_gateway, eventually):
     live = start_gateway({"default": {"late_fill": True, "fill_delay": 4.0}})
     response = live.submit(live.order("late"), deadline=0.5)
     first = live.watch(response.run.run_id)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -21,10 +19,6 @@ from execgw.sim.thread import SimulatorThread
 EXECGW = Path(sys.executable).parent / "execgw"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def health(port: int, service: str) -> int | None:
@@ -36,18 +30,13 @@ def health(port: int, service: str) -> int | None:
         return None
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("EXECGW_")}
 
 
-def test_serve_with_no_configuration_uses_the_embedded_defaults_and_stops_on_ctrl_c(tmp_path):
+def test_serve_with_no_configuration_uses_the_embedded_defaults_and_stops_on_ctrl_c(tmp_path, free_port, eventually):
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
@@ -55,7 +44,7 @@ def test_serve_with_no_configuration_uses_the_embedded_defaults_and_stops_on_ctr
                                    stdout=out, stderr=subprocess.STDOUT, env=clean_environment())
     try:
         serving = health_pb2.HealthCheckResponse.SERVING
-        wait_for(lambda: health(port, "execgw.ib.paper") == serving, 30, "the built-in simulator never connected")
+        eventually(lambda: health(port, "execgw.ib.paper") == serving, 30, "the built-in simulator never connected")
         assert (tmp_path / "execgw-data" / "execgw.sqlite3").is_file()
         process.send_signal(signal.SIGINT)
         assert process.wait(20) == 0
@@ -66,7 +55,7 @@ def test_serve_with_no_configuration_uses_the_embedded_defaults_and_stops_on_ctr
     assert "built-in TWS simulator" in text and "execgw stopped" in text
 
 
-def test_a_client_id_in_use_is_reported_and_retried_until_it_is_free(tmp_path):
+def test_a_client_id_in_use_is_reported_and_retried_until_it_is_free(tmp_path, free_port, eventually):
     sim = SimulatorThread()
     sim.start()
     first = GatewayThread(Settings(database_url=f"sqlite:///{tmp_path}/a.sqlite3", listen="127.0.0.1:0",
@@ -79,10 +68,10 @@ def test_a_client_id_in_use_is_reported_and_retried_until_it_is_free(tmp_path):
              "--ib-client-id", "5", "--database-url", f"sqlite:///{tmp_path}/b.sqlite3"],
             stdout=out, stderr=subprocess.STDOUT, env=clean_environment())
     try:
-        wait_for(lambda: "326" in log.read_text(), 30, "error 326 was not reported")
+        eventually(lambda: "326" in log.read_text(), 30, "error 326 was not reported")
         assert health(port, "execgw.ib.paper") == health_pb2.HealthCheckResponse.NOT_SERVING
         first.stop()  # the client id becomes free
-        wait_for(lambda: health(port, "execgw.ib.paper") == health_pb2.HealthCheckResponse.SERVING, 60,
+        eventually(lambda: health(port, "execgw.ib.paper") == health_pb2.HealthCheckResponse.SERVING, 60,
                  "the second gateway did not take over the client id")
     finally:
         second.kill()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -28,16 +27,12 @@ from execgw.v1 import execution_pb2_grpc as pb_grpc
 pytestmark = pytest.mark.mysql
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class PrivateMariaDB:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, port: int) -> None:
         self.folder = folder
-        self.port = free_port()
+        self.port = port
         self.process: subprocess.Popen[bytes] | None = None
 
     def install(self) -> None:
@@ -75,10 +70,10 @@ class PrivateMariaDB:
 
 
 @pytest.fixture
-def mariadb(tmp_path, mysql_server_url):  # mysql_server_url: fails in CI when MySQL is absent
+def mariadb(tmp_path, mysql_server_url, free_port):  # mysql_server_url: fails in CI when MySQL is absent
     if shutil.which("mariadb-install-db") is None or shutil.which("mariadbd") is None:
         pytest.fail("mariadb-install-db and mariadbd are needed for the database outage test")
-    server = PrivateMariaDB(tmp_path)
+    server = PrivateMariaDB(tmp_path, free_port())
     server.install()
     server.start()
     connection = pymysql.connect(host="127.0.0.1", port=server.port, user="root")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,23 +28,20 @@ from execgw.v1 import execution_pb2_grpc as pb_grpc
 EXECGW = Path(sys.executable).parent / "execgw"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class GatewayProcess:
-    def __init__(self, database_url: str, sim_port: int, log_path: Path, **env: str) -> None:
+    def __init__(self, database_url: str, sim_port: int, log_path: Path, free_port, **env: str) -> None:
         self.database_url = database_url
         self.sim_port = sim_port
         self.log_path = log_path
         self.env = env
+        self._free_port = free_port
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, **env: str) -> GatewayProcess:
-        self.port = free_port()
+        self.port = self._free_port()
         environment = {
             **os.environ, "EXECGW_CANCEL_WAIT_SECONDS": "1.5", "EXECGW_RECONCILE_TIMEOUT_SECONDS": "5",
             "EXECGW_COMMISSION_GRACE_SECONDS": "1", **self.env, **env,
@@ -88,7 +84,7 @@ class GatewayProcess:
 
 
 @pytest.fixture
-def world(database_url, tmp_path):
+def world(database_url, tmp_path, free_port):
     """A simulator that outlives gateway processes, and a factory for those processes."""
     started: list[GatewayProcess] = []
     sims: list[SimulatorThread] = []
@@ -97,7 +93,7 @@ def world(database_url, tmp_path):
         sim = SimulatorThread(scenario=Scenario.from_dict(scenario))
         sim.start()
         sims.append(sim)
-        gateway = GatewayProcess(database_url, sim.port, tmp_path / "gateway.log", **env)
+        gateway = GatewayProcess(database_url, sim.port, tmp_path / "gateway.log", free_port, **env)
         started.append(gateway)
         return sim, gateway
 

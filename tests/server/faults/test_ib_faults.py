@@ -4,19 +4,10 @@ database holds exactly the executions the simulator made, and a watcher saw ever
 
 from __future__ import annotations
 
-import time
-
 import grpc
 import pytest
 
 from execgw.v1 import execution_pb2 as pb
-
-
-def eventually(condition, timeout: float = 15.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, f"{what} not met within {timeout}s"
-        time.sleep(0.05)
 
 
 def assert_nothing_lost(live, run_id: str) -> None:
@@ -38,7 +29,7 @@ def _superseded(execution, truth) -> bool:
     return any(e.corrects == execution.exec_id for e in truth)
 
 
-def test_fills_made_while_the_socket_was_down_are_recovered(start_gateway):
+def test_fills_made_while_the_socket_was_down_are_recovered(start_gateway, eventually):
     live = start_gateway({"default": {"fills": 10, "fill_interval": 0.15}})
     run_id = live.submit(live.order("burst", quantity=100)).run.run_id
     eventually(lambda: len(live.fills(run_id)) >= 2, what="first fills stored")
@@ -48,7 +39,7 @@ def test_fills_made_while_the_socket_was_down_are_recovered(start_gateway):
     assert_nothing_lost(live, run_id)
 
 
-def test_a_gateway_restart_with_a_lower_next_valid_id_reuses_no_order_id(start_gateway):
+def test_a_gateway_restart_with_a_lower_next_valid_id_reuses_no_order_id(start_gateway, eventually):
     live = start_gateway({"default": {"fills": 4, "fill_interval": 0.3}})
     first = live.submit(live.order("a"), live.order("b")).run
     eventually(lambda: len(live.fills(first.run_id)) >= 1, what="a first fill")
@@ -65,7 +56,7 @@ def test_a_gateway_restart_with_a_lower_next_valid_id_reuses_no_order_id(start_g
 
 
 @pytest.mark.parametrize("restored", [1101, 1102])
-def test_connectivity_loss_then_restore_loses_no_fill(start_gateway, restored):
+def test_connectivity_loss_then_restore_loses_no_fill(start_gateway, restored, eventually):
     live = start_gateway({"default": {"fill_delay": 0.8}})
     run_id = live.submit(live.order("x"), live.order("y")).run.run_id
     live.sim.wait_for_order(f"{live.prefix}-y", timeout=5)
