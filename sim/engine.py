@@ -1,8 +1,9 @@
 """Order execution: ids, permIds, the order lifecycle each scenario behaviour calls for, executions.
 
 The engine lives on the simulator's event loop. It sends messages to the client that owns an
-order through :class:`Session` objects the server registers by client id; when that client is
-not connected the message is lost, as with TWS, but the execution is kept for REQ_EXECUTIONS.
+order, and to the master client id, through :class:`Session` objects the server registers by
+client id; when that client is not connected the message is lost, as with TWS, but the execution
+is kept for REQ_EXECUTIONS.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from execgw.sim import messages
+from execgw.sim import messages, todays_tws
 from execgw.sim.market import Market, corrected_exec_id, split_quantity, venue_of
 from execgw.sim.records import (
     API_CANCELLED,
@@ -25,8 +26,10 @@ from execgw.sim.records import (
     INACTIVE,
     PRE_SUBMITTED,
     SUBMITTED,
+    Contract,
     Execution,
     Order,
+    Refusal,
 )
 from execgw.sim.requests import PlaceOrder
 from execgw.sim.scenario import OrderBehaviour, Scenario
@@ -77,6 +80,11 @@ class Engine:
         self.link_down = False
         self._held: dict[int, list[bytes]] = defaultdict(list)
         self._changed = asyncio.Event()
+        self.times = todays_tws.ExecutionTimes(scenario.execution_time_format, scenario.time_zone)
+        self.market_open = scenario.market_open
+        self.day = 0
+        """IB's day: executions and completed orders of earlier days are no longer reported."""
+        self.refusals: list[Refusal] = []
 
     # ---- ids -------------------------------------------------------------------------------
 
@@ -105,6 +113,14 @@ class Engine:
         session = self.sessions.get(client_id)
         if session is not None:
             session.send(message)
+
+    def tell(self, owner: int, message: bytes) -> None:
+        """An order event: to the client that placed the order and to the master client id, which
+        TWS keeps informed of every client's orders, executions and commissions."""
+        self.send(owner, message)
+        master = self.scenario.master_client_id
+        if master is not None and master != owner:
+            self.send(master, message)
 
     def broadcast(self, message: bytes) -> None:
         for session in list(self.sessions.values()):
@@ -167,11 +183,22 @@ class Engine:
     # ---- placing and cancelling ------------------------------------------------------------
 
     def place_order(self, client_id: int, request: PlaceOrder) -> None:
+        if self.scenario.read_only:
+            self._refuse(client_id, request, todays_tws.READ_ONLY, todays_tws.read_only_text("bN"))
+            return
         if request.order_id < self.next_valid_id(client_id):
             self.send(client_id, messages.error(request.order_id, 103, "Duplicate order id"))
             log.info("client %d: order id %d refused, duplicate", client_id, request.order_id)
             return
         self._highest_id[client_id] = request.order_id
+        if self.scenario.profile == "current" and (request.e_trade_only or request.firm_quote_only):
+            code = todays_tws.ETRADE_ONLY if request.e_trade_only else todays_tws.FIRM_QUOTE_ONLY
+            self._refuse(client_id, request, code, todays_tws.ATTRIBUTE_REFUSALS[code])
+            return
+        behaviour = self.scenario.behaviour_for(request.order_ref, request.contract.symbol)
+        if behaviour.outcome == "error" and behaviour.error_status is None:
+            self._refuse(client_id, request, behaviour.error_code, behaviour.error_message)
+            return
         order = Order(
             order_id=request.order_id,
             client_id=client_id,
@@ -186,18 +213,61 @@ class Engine:
             aux_price=request.aux_price,
             tif=request.tif,
             placed_at=self.clock(),
+            day=self.day,
         )
+        self._accept(order, behaviour, self._refusal(order, behaviour))
+
+    def _accept(self, order: Order, behaviour: OrderBehaviour, refusal: str | None) -> None:
         self.orders.append(order)
-        self._working[(client_id, order.order_id)] = order
+        self._working[(order.client_id, order.order_id)] = order
         log.info(
             "order %d from client %d: %s %g %s %s account %s orderRef %r permId %d",
-            order.order_id, client_id, order.action, order.quantity, order.contract.symbol,
+            order.order_id, order.client_id, order.action, order.quantity, order.contract.symbol,
             order.order_type, order.account, order.order_ref, order.perm_id,
         )
-        behaviour = self.scenario.behaviour_for(order.order_ref, order.contract.symbol)
-        reason = self._refusal(order, behaviour)
         self._notify()
-        self._spawn(self._run(order, behaviour, reason))
+        self._spawn(self._run(order, behaviour, refusal))
+
+    def _refuse(self, client_id: int, request: PlaceOrder, code: int, message: str) -> None:
+        """An error for the order id and no order at IB: no openOrder, no orderStatus."""
+        self.send(client_id, messages.error(request.order_id, code, message))
+        self.refusals.append(Refusal(client_id, request.order_id, request.order_ref, code, message))
+        log.info("client %d: order %d (%s) refused with %d: %s", client_id, request.order_id,
+                 request.order_ref, code, message)
+        self._notify()
+
+    def add_foreign_order(self, order_ref: str, symbol: str = "AAPL", side: str = "BUY",
+                          quantity: float = 10, client_id: int = 0, order_id: int | None = None,
+                          fill: bool = True) -> Order:
+        """An order another API client (or, with client id 0, a TWS user) placed in the same account.
+
+        It gets its own permId; its order id may equal another client's. TWS reports it to its
+        owner and to the master client id, never to other clients' live streams.
+        """
+        by_tws_user = client_id == 0
+        if order_id is None:
+            # TWS users' orders carry order id 0 until an API client binds them.
+            order_id = 0 if by_tws_user else self.next_valid_id(client_id)
+        if not by_tws_user:
+            self._highest_id[client_id] = max(self._highest_id.get(client_id, 0), order_id)
+        order = Order(
+            order_id=order_id,
+            client_id=client_id,
+            perm_id=self.market.next_perm_id(),
+            contract=Contract(symbol),
+            action=side.upper(),
+            quantity=quantity,
+            order_type="MKT",
+            account=self.accounts[0],
+            order_ref=order_ref,
+            tif="DAY",
+            placed_at=self.clock(),
+            placed_in_tws=by_tws_user,
+            day=self.day,
+        )
+        # Its own behaviour, not the scenario's: the orderRef may deliberately match a pattern there.
+        self._accept(order, OrderBehaviour() if fill else OrderBehaviour(outcome="rest"), None)
+        return order
 
     def _refusal(self, order: Order, behaviour: OrderBehaviour) -> str | None:
         if order.order_type != "MKT":
@@ -211,6 +281,9 @@ class Engine:
         return behaviour.reject_reason if behaviour.outcome == "reject" else None
 
     def cancel_order(self, client_id: int, order_id: int) -> None:
+        if self.scenario.read_only:
+            self.send(client_id, messages.error(order_id, todays_tws.READ_ONLY, todays_tws.read_only_text("bO")))
+            return
         order = self._working.get((client_id, order_id))
         if order is None:
             self.send(client_id, messages.error(
@@ -224,6 +297,30 @@ class Engine:
         log.info("cancel requested for order %d of client %d (%s)", order_id, client_id, order.order_ref)
         order.cancel_requested = True
         order.touch()  # wakes the order's run, which answers the cancel in its own time
+
+    def open_market(self) -> None:
+        """The regular session opens: orders held since their 399 go Submitted and carry on."""
+        self.market_open = True
+        for order in self.orders:
+            if order.waiting_for_open:
+                order.touch()
+        log.info("market open")
+
+    def new_day(self) -> None:
+        """IB's day rolls over: working DAY orders expire (Cancelled, reported as of the old day),
+        and the old day's executions and completed orders drop out of what IB reports."""
+        for order in self.orders:
+            if order.is_final or order.waiting_for_open or (order.tif or "DAY").upper() != "DAY":
+                continue
+            order.expired = True
+            order.cancel_requested = True  # ends its run without a further report
+            self._set_status(order, CANCELLED)
+            self.tell(order.client_id, messages.open_order(order))
+            self.tell(order.client_id, messages.order_status(order))
+            log.info("order %d (%s) expired at the end of IB's day", order.order_id, order.order_ref)
+        self.day += 1
+        log.info("IB's day %d begins", self.day)
+        self._notify()
 
     def release(self, order: Order) -> None:
         """Fill a resting order now (or end the wait before a delayed fill)."""
@@ -249,15 +346,19 @@ class Engine:
 
     def _set_status(self, order: Order, status: str) -> None:
         order.status = status
+        if order.is_final and order.completed_day is None:
+            order.completed_day = self.day
         order.touch()
         self._notify()
 
     def _status(self, order: Order, behaviour: OrderBehaviour, times: int = 1) -> None:
         for _ in range(times * (2 if behaviour.duplicate_order_status else 1)):
-            self.send(order.client_id, messages.order_status(order))
+            self.tell(order.client_id, messages.order_status(order))
 
     async def _run(self, order: Order, b: OrderBehaviour, refusal: str | None) -> None:
         if b.ack_delay and await self._pause(order, b.ack_delay, interruptible=True):
+            if order.expired:
+                return
             self._set_status(order, API_CANCELLED)
             self._status(order, b)
             self.send(order.client_id, messages.error(order.order_id, 202, "Order Canceled - reason:"))
@@ -267,14 +368,33 @@ class Engine:
             self.send(order.client_id, messages.error(
                 order.order_id, 201, f"Order rejected - reason:{refusal}"))
             self._set_status(order, INACTIVE)
-            self.send(order.client_id, messages.open_order(order))
+            self.tell(order.client_id, messages.open_order(order))
             self._status(order, b)
             log.info("order %d (%s) rejected: %s", order.order_id, order.order_ref, refusal)
             return
+        if b.outcome == "error" and b.error_status is not None:
+            order.reject_reason = b.error_message
+            self.send(order.client_id, messages.error(order.order_id, b.error_code, b.error_message))
+            self._set_status(order, b.error_status)
+            self.tell(order.client_id, messages.open_order(order))
+            self._status(order, b)
+            log.info("order %d (%s) answered %d, then %s", order.order_id, order.order_ref,
+                     b.error_code, b.error_status)
+            return
         self._set_status(order, PRE_SUBMITTED)
-        self.send(order.client_id, messages.open_order(order))
+        self.tell(order.client_id, messages.open_order(order))
         self._status(order, b)
-        at_once = b.outcome == "fill" and b.fills == 1 and not b.fill_delay
+        if b.warning_code is not None:
+            self.send(order.client_id, messages.error(order.order_id, b.warning_code, b.warning_message))
+        waited = False
+        if not self.market_open and order.order_type == "MKT":
+            waited = True
+            await self._until_open(order)
+            if order.expired:
+                return
+            if order.cancel_requested and not b.late_fill:
+                return self._cancelled(order, b)
+        at_once = b.outcome == "fill" and b.fills == 1 and not b.fill_delay and not waited
         if not at_once:
             self._set_status(order, SUBMITTED)
             self._status(order, b)
@@ -284,6 +404,8 @@ class Engine:
             order.release_requested = False
         elif b.fill_delay:
             await self._pause(order, b.fill_delay, interruptible=not b.late_fill)
+        if order.expired:
+            return
         if order.cancel_requested and not b.late_fill:
             return self._cancelled(order, b)
 
@@ -296,6 +418,8 @@ class Engine:
                 await asyncio.sleep(0)  # let the cancel (and other clients) through
                 if session is not None:
                     await session.drain()
+            if order.expired:
+                return
             if order.cancel_requested and not b.late_fill:
                 return self._cancelled(order, b)
             self._execute(order, size, b, final=number == len(sizes))
@@ -332,9 +456,23 @@ class Engine:
         while not (order.cancel_requested or order.release_requested):
             await order.changed.wait()
 
+    async def _until_open(self, order: Order) -> None:
+        """Outside regular hours a MKT order waits PreSubmitted for the open, after TWS's 399."""
+        warning = todays_tws.market_closed_text(order.action, order.quantity, order.contract.symbol,
+                                                order.contract.primary_exchange or "NASDAQ.NMS", self.clock())
+        self.send(order.client_id, messages.error(order.order_id, todays_tws.ORDER_MESSAGE, warning))
+        order.waiting_for_open = True
+        try:
+            while not (self.market_open or order.cancel_requested):
+                await order.changed.wait()
+        finally:
+            order.waiting_for_open = False
+
     def _cancelled(self, order: Order, b: OrderBehaviour) -> None:
+        if order.expired:
+            return  # reported when IB's day ended
         self._set_status(order, CANCELLED)
-        self.send(order.client_id, messages.open_order(order))
+        self.tell(order.client_id, messages.open_order(order))
         self._status(order, b)
         self.send(order.client_id, messages.error(order.order_id, 202, "Order Canceled - reason:"))
         log.info("order %d (%s) cancelled after %g filled", order.order_id, order.order_ref, order.filled)
@@ -347,6 +485,7 @@ class Engine:
         order.filled += size
         order.last_fill_price = price
         execution = Execution(
+            day=self.day,
             exec_id=self.market.next_exec_id(),
             order_ref=order.order_ref,
             order_id=order.order_id,
@@ -377,23 +516,23 @@ class Engine:
         """The messages of one execution, in the order a real IB Gateway sends them."""
         client = order.client_id
         if b.commission == "before":
-            self.send(client, messages.commission_report(execution))
+            self.tell(client, messages.commission_report(execution))
         for _ in range(2 if b.duplicate_exec_details else 1):
-            self.send(client, messages.execution_data(-1, execution))
+            self.tell(client, messages.execution_data(-1, execution, self.times))
         if final:
-            self.send(client, messages.open_order(order))
+            self.tell(client, messages.open_order(order))
             self._status(order, b, times=2)  # TWS commonly sends Filled twice
             # The last openOrder carries the order's commission, unless the scenario holds it back.
             total = sum(e.commission for e in self.executions if e.perm_id == order.perm_id)
             shown = round(total, 2) if b.commission in ("after", "before") else None
-            self.send(client, messages.open_order(order, commission=shown))
+            self.tell(client, messages.open_order(order, commission=shown))
         else:
             self._status(order, b)
         self._commission_after(execution, b)
 
     def _commission_after(self, execution: Execution, b: OrderBehaviour) -> None:
         if b.commission == "after":
-            self.send(execution.client_id, messages.commission_report(execution))
+            self.tell(execution.client_id, messages.commission_report(execution))
         elif b.commission == "never":
             self.commission_pending.add(execution.exec_id)
         elif b.commission == "delayed":
@@ -401,7 +540,7 @@ class Engine:
 
             def deliver() -> None:
                 self.commission_pending.discard(execution.exec_id)
-                self.send(execution.client_id, messages.commission_report(execution))
+                self.tell(execution.client_id, messages.commission_report(execution))
 
             asyncio.get_running_loop().call_later(b.commission_delay, deliver)
 
@@ -416,13 +555,14 @@ class Engine:
             avg_price=_average_after(self.executions, order.perm_id, original, price),
             time=self.clock(),
             corrects=original.exec_id,
+            day=self.day,
         )
         self.executions.append(correction)
         order.avg_fill_price = correction.avg_price
         order.last_fill_price = price
         log.info("execution %s corrects %s: price %g → %g", correction.exec_id, original.exec_id,
                  original.price, price)
-        self.send(order.client_id, messages.execution_data(-1, correction))
+        self.tell(order.client_id, messages.execution_data(-1, correction, self.times))
         self._commission_after(correction, b)
         self._notify()
 

@@ -15,6 +15,9 @@ import zlib
 
 from execgw.sim.scenario import Scenario
 
+_highest_issued = [0]
+"""The highest permId any simulator in this process issued."""
+
 
 class Market:
     def __init__(self, scenario: Scenario, seed: int = 0) -> None:
@@ -23,14 +26,23 @@ class Market:
         self._commission_per_share = scenario.commission_per_share
         self._min_commission = scenario.min_commission
         started_ms = time.time_ns() // 1_000_000 + seed
-        # permIds are 32-bit: 1e9 + (ms of the start mod 1e6) * 1000 stays below 2**31.
-        self._perm_ids = itertools.count(1_000_000_000 + (started_ms % 1_000_000) * 1000)
+        if scenario.first_perm_id is None:
+            # 32-bit by default: 1e9 + (ms of the start mod 1e6) * 1000 stays below 2**31.
+            first = 1_000_000_000 + (started_ms % 1_000_000) * 1000
+        else:
+            # Exactly where asked; a simulator restarted in the same process (a Gateway restart
+            # in a test) continues above what the last one issued, so permIds never repeat.
+            first = max(scenario.first_perm_id, _highest_issued[0] + 1)
+        self._perm_ids = itertools.count(first)
         # IB's execIds look like 0000e0d5.6553a1b2.01.01: a source, a sequence, a leg, a revision.
         self._exec_source = f"{started_ms & 0xFFFFFFFF:08x}"
         self._exec_seq = itertools.count(0x65000000 + self._rng.randrange(0x100000))
 
     def next_perm_id(self) -> int:
-        return next(self._perm_ids)
+        perm_id = next(self._perm_ids)
+        if perm_id > _highest_issued[0]:
+            _highest_issued[0] = perm_id
+        return perm_id
 
     def next_exec_id(self) -> str:
         return f"{self._exec_source}.{next(self._exec_seq):08x}.01.01"

@@ -11,6 +11,7 @@ import datetime as dt
 from enum import IntEnum
 
 from execgw.sim.records import Contract, Execution, Order
+from execgw.sim.todays_tws import ExecutionTimes, connection_time
 from execgw.sim.wire import UNSET_DOUBLE_TEXT, frame, frame_texts, text
 
 
@@ -39,9 +40,10 @@ class Outgoing(IntEnum):
     COMPLETED_ORDERS_END = 102
 
 
-def handshake_reply(version: int, now: dt.datetime) -> bytes:
-    """The one message that answers ``API\\0 v100..157``: version and connection time."""
-    return frame([version, now.strftime("%Y%m%d %H:%M:%S") + " UTC"])
+def handshake_reply(version: int, now: dt.datetime, zone: str = "UTC") -> bytes:
+    """The one message that answers ``API\\0 v100..157``: version and connection time, written in
+    the TWS login zone (``20240115 10:00:00 EST``)."""
+    return frame([version, connection_time(now, zone)])
 
 
 def error(req_id: int, code: int, message: str) -> bytes:
@@ -305,20 +307,12 @@ def completed_order(order: Order, completed_at: dt.datetime) -> bytes:
     return frame(fields)
 
 
-_last_time: tuple[dt.datetime, str] = (dt.datetime.min, "")
+UTC_TIMES = ExecutionTimes("utc")
 
 
-def execution_time(moment: dt.datetime) -> str:
-    """TWS's execDetails time at version 157: ``YYYYMMDD  HH:MM:SS`` (two spaces), local to TWS."""
-    global _last_time
-    second = moment.replace(microsecond=0)
-    if _last_time[0] != second:  # a flood formats the same second thousands of times
-        _last_time = (second, second.strftime("%Y%m%d  %H:%M:%S"))
-    return _last_time[1]
-
-
-def execution_data(req_id: int, execution: Execution) -> bytes:
-    """EXECUTION_DATA at version 157: no version field, reqId first (-1 for a live fill)."""
+def execution_data(req_id: int, execution: Execution, times: ExecutionTimes = UTC_TIMES) -> bytes:
+    """EXECUTION_DATA at version 157: no version field, reqId first (-1 for a live fill); the time
+    in the form ``times`` writes (the scenario's ``execution_time_format``)."""
     c = execution.contract
     return frame_texts(
         [
@@ -337,7 +331,7 @@ def execution_data(req_id: int, execution: Execution) -> bytes:
             c.local_symbol or c.symbol,
             c.trading_class or (c.symbol if c.sec_type == "STK" else ""),
             execution.exec_id,
-            execution_time(execution.time),
+            times.format(execution.time),
             execution.account,
             execution.venue or c.exchange,
             execution.side,

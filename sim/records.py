@@ -62,6 +62,16 @@ class Order:
     cancel_requested: bool = False
     release_requested: bool = False
     placed_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    placed_in_tws: bool = False
+    """Placed by a TWS user rather than an API client: reqCompletedOrders(apiOnly) leaves it out."""
+    day: int = 0
+    """IB's day (the simulator's count of new_day calls) the order was placed on."""
+    completed_day: int | None = None
+    """IB's day the order reached a final status on: reqCompletedOrders answers for today only."""
+    expired: bool = False
+    """A DAY order still working when IB's day rolled over."""
+    waiting_for_open: bool = False
+    """Acknowledged outside regular hours (399): held PreSubmitted until the market opens."""
     # Set whenever the order changes, so waiters can re-check their condition.
     changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
 
@@ -102,6 +112,8 @@ class Execution:
     commission_currency: str = "USD"
     venue: str = ""  # the exchange it executed on (execDetails' exchange), not the routing one
     corrects: str | None = None
+    day: int = 0
+    """IB's day it happened on: reqExecutions answers for today only."""
 
     @property
     def symbol(self) -> str:
@@ -126,6 +138,9 @@ class OrderSnapshot:
     avg_fill_price: float
     reject_reason: str
     cancel_requested: bool
+    day: int = 0
+    """IB's day the order was placed on (0 until the first ``new_day``)."""
+    placed_in_tws: bool = False
 
     @classmethod
     def of(cls, order: Order) -> OrderSnapshot:
@@ -144,4 +159,18 @@ class OrderSnapshot:
             avg_fill_price=order.avg_fill_price,
             reject_reason=order.reject_reason,
             cancel_requested=order.cancel_requested,
+            day=order.day,
+            placed_in_tws=order.placed_in_tws,
         )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An order TWS answered with an error and never created (10268, 321, an error outcome with
+    no status): no openOrder, no orderStatus, nothing in ``orders()``."""
+
+    client_id: int
+    order_id: int
+    order_ref: str
+    code: int
+    message: str

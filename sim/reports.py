@@ -29,28 +29,33 @@ def resend_order(session: Session, order: Order) -> None:
     session.send(messages.order_status(order))
 
 
-def completed_orders(engine: Engine, session: Session) -> None:
-    """REQ_COMPLETED_ORDERS: the day's orders that reached a final status, every client's."""
+def completed_orders(engine: Engine, session: Session, api_only: bool = False) -> None:
+    """REQ_COMPLETED_ORDERS: the orders that reached a final status in IB's current day, every API
+    client's; with ``api_only`` false also those TWS users placed."""
     for order in engine.orders:
-        if order.is_final:
-            session.send(messages.completed_order(order, order.placed_at))
+        if not order.is_final or order.completed_day != engine.day:
+            continue
+        if api_only and order.placed_in_tws:
+            continue
+        session.send(messages.completed_order(order, order.placed_at))
     session.send(messages.completed_orders_end())
 
 
 def executions(engine: Engine, session: Session, req_id: int, wanted: ExecutionFilter) -> int:
-    """REQ_EXECUTIONS: the day's executions matching the filter, each followed by its commission
-    report (unless that report is not due yet), then the end marker. Returns how many were sent.
+    """REQ_EXECUTIONS: IB's current day's executions matching the filter, each followed by its
+    commission report (unless that report is not due yet), then the end marker. Returns how many
+    were sent. (IB Gateway answers for the current day only; TWS can be set to 7 days, not modelled.)
 
     A client sees its own executions; the scenario's master client id sees everyone's.
     """
     master = engine.scenario.master_client_id
     sent = 0
     for execution in engine.executions:
-        if session.client_id not in (execution.client_id, master):
+        if execution.day != engine.day or session.client_id not in (execution.client_id, master):
             continue
         if not wanted.matches(execution):
             continue
-        session.send(messages.execution_data(req_id, execution))
+        session.send(messages.execution_data(req_id, execution, engine.times))
         if execution.exec_id not in engine.commission_pending:
             session.send(messages.commission_report(execution))
         sent += 1

@@ -40,7 +40,8 @@ class Incoming(IntEnum):
 
 @dataclass(frozen=True)
 class PlaceOrder:
-    """The head of a PLACE_ORDER (positions 0–34 at server version 157); the tail is ignored."""
+    """A PLACE_ORDER at server version 157: its head (positions 0–34) and the two attributes of
+    its tail today's TWS refuses; the rest of the tail is ignored."""
 
     order_id: int
     contract: Contract
@@ -54,6 +55,37 @@ class PlaceOrder:
     order_ref: str
     transmit: bool
     parent_id: int
+    outside_rth: bool = False
+    e_trade_only: bool = False
+    firm_quote_only: bool = False
+
+
+HIDDEN = 34
+"""Last field of the fixed head; BAG orders put their combo legs right after it."""
+E_TRADE_ONLY_IN_TAIL = 18
+"""Position in the tail (after the head and a BAG's combo legs) in ibapi 9.81 ``placeOrder`` at
+157: sharesAllocation,
+discretionaryAmt, goodAfterTime, goodTillDate, faGroup, faMethod, faPercentage, faProfile,
+modelCode, shortSaleSlot, designatedLocation, exemptCode, ocaType, rule80A, settlingFirm,
+allOrNone, minQty, percentOffset, then eTradeOnly (18) and firmQuoteOnly (19)."""
+
+
+def _tail_start(f: list[str]) -> int:
+    """Index of the first field after the head and, for a BAG, its combo legs and routing params."""
+    at = HIDDEN + 1
+    if f[4].upper() != "BAG":
+        return at
+    legs = parse_int(f[at]) or 0
+    at += 1 + 8 * legs  # conId, ratio, action, exchange, openClose, shortSaleSlot, location, exemptCode
+    priced = parse_int(f[at]) or 0
+    at += 1 + priced
+    params = parse_int(f[at]) or 0
+    return at + 1 + 2 * params
+
+
+def _flag(f: list[str], index: int) -> bool:
+    """A bool of the tail; a message cut short (a bare client sending only the head) means false."""
+    return index < len(f) and bool(parse_int(f[index]) or 0)
 
 
 def parse_place_order(fields: list[str]) -> PlaceOrder:
@@ -91,6 +123,9 @@ def parse_place_order(fields: list[str]) -> PlaceOrder:
         # An absent transmit flag means transmit, as TWS reads it.
         transmit=(parse_int(f[27]) if f[27] else 1) != 0,
         parent_id=parse_int(f[28]) or 0,
+        outside_rth=_flag(f, 33),
+        e_trade_only=_flag(f, _tail_start(f) + E_TRADE_ONLY_IN_TAIL),
+        firm_quote_only=_flag(f, _tail_start(f) + E_TRADE_ONLY_IN_TAIL + 1),
     )
 
 

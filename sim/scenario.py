@@ -10,12 +10,17 @@ Python (``Scenario.from_dict({...})`` or the dataclasses directly)::
       "prices":  {"AAPL": 190.0},
       "drops":   [{"after_messages": 12, "client_id": 1}],
       "outages": [{"at": 5.0, "duration": 2.0, "next_valid_id": 1}],
-      "connectivity": [{"at": 3.0, "duration": 1.0, "restored_code": 1101}]
+      "connectivity": [{"at": 3.0, "duration": 1.0, "restored_code": 1101}],
+      "profile": "current", "read_only": false, "market_open": true,
+      "execution_time_format": "utc", "time_zone": "US/Eastern"
     }
 
 An order's behaviour is the first match of: its orderRef in ``orders`` (glob patterns allowed),
 its symbol in ``symbols``, then ``default``; ``orders``/``symbols`` entries override ``default``
 field by field.
+
+By default the simulator plays today's TWS / IB Gateway (10.x) toward a version-157 client; each
+top-level setting below says what it changes and ``sim/README.md`` names the public source.
 """
 
 from __future__ import annotations
@@ -27,9 +32,14 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-Outcome = Literal["fill", "reject", "rest"]
+Outcome = Literal["fill", "reject", "rest", "error"]
 CommissionTiming = Literal["after", "before", "delayed", "never"]
+Profile = Literal["current", "permissive"]
+Handshake = Literal["answer", "silent"]
+ExecutionTimeFormat = Literal["local", "utc", "zone"]
+ERROR_STATUSES = (None, "Inactive", "Cancelled")
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,8 @@ class OrderBehaviour:
     """What happens to one order, in IB's words."""
 
     outcome: Outcome = "fill"
-    """fill; reject (error 201 then Inactive); rest (working until cancelled or released)."""
+    """fill; reject (error 201 then Inactive); rest (working until cancelled or released);
+    error (``error_code``/``error_message`` for the order id, then ``error_status`` if any)."""
     fills: int = 1
     """Executions the order's quantity is split into (partial fills when more than one)."""
     fill_delay: float = 0.0
@@ -59,10 +70,24 @@ class OrderBehaviour:
     commission_delay: float = 0.0
     late_fill: bool = False
     """A cancel that arrives before the fill is answered too late: the order fills, then 10148."""
+    error_code: int = 0
+    """With outcome error: the code TWS answers the order with (203, 10285, 201, ...)."""
+    error_message: str = ""
+    error_status: str | None = None
+    """With outcome error: None = no status follows and no order exists at IB (size limits,
+    missing permissions, fractional sizes); Inactive or Cancelled = openOrder/orderStatus follow."""
+    warning_code: int | None = None
+    """A warning sent for the order id right after its acknowledgement (399, 2109, 10349, ...);
+    the order then lives on as the rest of its behaviour says."""
+    warning_message: str = ""
 
     def __post_init__(self) -> None:
-        if self.outcome not in ("fill", "reject", "rest"):
+        if self.outcome not in ("fill", "reject", "rest", "error"):
             raise ValueError(f"unknown outcome {self.outcome!r}")
+        if self.outcome == "error" and not self.error_code:
+            raise ValueError("outcome error needs an error_code")
+        if self.error_status not in ERROR_STATUSES:
+            raise ValueError(f"error_status must be one of {ERROR_STATUSES}, not {self.error_status!r}")
         if self.commission not in ("after", "before", "delayed", "never"):
             raise ValueError(f"unknown commission timing {self.commission!r}")
         if self.fills < 1:
@@ -127,10 +152,42 @@ class Scenario:
     commission_per_share: float = 0.005
     min_commission: float = 1.0
     master_client_id: int | None = None
-    """Client id that also sees other clients' executions in reqExecutions."""
+    """TWS's "Master API client ID": also gets other clients' order events and commissions live,
+    and their executions in reqExecutions."""
     drops: list[Drop] = field(default_factory=list)
     outages: list[Outage] = field(default_factory=list)
     connectivity: list[ConnectivityLoss] = field(default_factory=list)
+    profile: Profile = "current"
+    """current: today's TWS refuses orders whose eTradeOnly (10268) or firmQuoteOnly (10269) is
+    true, as ibapi 9.81's Order() defaults them; permissive: accepts them, as TWS did before 2022."""
+    read_only: bool = False
+    """TWS's "Read-Only API" setting: orders, cancels and open/completed-order requests get 321."""
+    handshake: Handshake = "answer"
+    """silent: read the client's API handshake and never answer (untrusted IP, unanswered dialog)."""
+    execution_time_format: ExecutionTimeFormat = "utc"
+    """execDetails time: local ``yyyymmdd  hh:mm:ss`` in ``time_zone``; utc ``yyyymmdd-hh:mm:ss``;
+    zone ``yyyymmdd hh:mm:ss <time_zone>``."""
+    time_zone: str = "US/Eastern"
+    """The zone chosen at the TWS login (an IANA name): local and zone times, the handshake time."""
+    first_perm_id: int | None = None
+    """permIds start here (2**31 and above is allowed: IB's are 64-bit); None: a start-time-based
+    32-bit value, so simulators started one after another never repeat one."""
+    market_open: bool = True
+    """False: a MKT order is acknowledged PreSubmitted with warning 399 and waits for the open
+    (``Simulator.open_market()``)."""
+
+    def __post_init__(self) -> None:
+        choices = {"profile": ("current", "permissive"), "handshake": ("answer", "silent"),
+                   "execution_time_format": ("local", "utc", "zone")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"time_zone {self.time_zone!r} is not a known IANA zone") from None
+        if self.first_perm_id is not None and self.first_perm_id < 1:
+            raise ValueError("first_perm_id must be positive")
 
     def behaviour_for(self, order_ref: str, symbol: str) -> OrderBehaviour:
         if order_ref in self.orders:

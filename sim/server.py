@@ -8,7 +8,7 @@ import logging
 import time
 from collections import deque
 
-from execgw.sim import messages, reports
+from execgw.sim import messages, reports, todays_tws
 from execgw.sim.engine import Engine
 from execgw.sim.requests import Incoming, parse_execution_filter, parse_place_order
 from execgw.sim.scenario import Drop
@@ -16,6 +16,7 @@ from execgw.sim.wire import API_PREFIX, SERVER_VERSION, FrameReader, ProtocolErr
 
 log = logging.getLogger("execgw.sim")
 
+# What TWS 10.30 sent after START_API in a public report (deephaven-examples/deephaven-ib#126).
 FARM_NOTICES = (
     (2104, "Market data farm connection is OK:usfarm"),
     (2106, "HMDS data farm connection is OK:ushmds"),
@@ -31,6 +32,17 @@ SILENT = frozenset({
     Incoming.REQ_AUTO_OPEN_ORDERS, Incoming.REQ_MARKET_DATA_TYPE, Incoming.CANCEL_ACCOUNT_SUMMARY, Incoming.CANCEL_POSITIONS,
     Incoming.CANCEL_POSITIONS_MULTI, Incoming.CANCEL_ACCOUNT_UPDATES_MULTI,
 })
+
+
+# Requests the Read-Only API setting refuses with 321 besides orders and cancels, with the
+# internal request code TWS names in the text (opaque to clients). Executions, positions and
+# account data are still answered: ib_async, told readonly, skips exactly these at connect.
+READ_ONLY_REFUSED = {
+    Incoming.REQ_OPEN_ORDERS: "bY",
+    Incoming.REQ_ALL_OPEN_ORDERS: "bZ",
+    Incoming.REQ_AUTO_OPEN_ORDERS: "ba",
+    Incoming.REQ_COMPLETED_ORDERS: "cg",
+}
 
 
 class Connection:
@@ -120,15 +132,26 @@ class Connection:
         while not first:
             first = self._frames.feed(await self._read())
         low, high, options = parse_handshake(first[0])
+        if self.engine.scenario.handshake == "silent":
+            await self._stay_silent()
+            return False
         version = min(high, SERVER_VERSION)
         if version < low:
             log.warning("client %s wants versions %d..%d, the simulator speaks %d", self.peer, low, high,
                         SERVER_VERSION)
             return False
-        self.writer.write(messages.handshake_reply(version, self.engine.clock()))
+        self.writer.write(messages.handshake_reply(version, self.engine.clock(), self.engine.scenario.time_zone))
         self._pending = first[1:]
         log.debug("handshake with %s at version %d (options %r)", self.peer, version, options)
         return True
+
+    async def _stay_silent(self) -> None:
+        """As TWS with an untrusted IP or an unanswered "accept incoming connection" dialog: the
+        socket stays open, whatever the client sends is read, and nothing ever comes back."""
+        log.info("connection from %s: handshake read, never answered (scenario handshake=silent)", self.peer)
+        while await self.reader.read(65536):
+            pass
+        raise ConnectionError("peer closed the unanswered connection")
 
     async def _messages(self):  # noqa: ANN202 - an async generator of field lists
         while True:
@@ -201,6 +224,12 @@ class Connection:
             self.send(messages.error(-1, 321, f"Error validating request.-'{message[0]}' : "
                                      "cause - Unknown message id"))
             return
+        if engine.scenario.read_only and kind in READ_ONLY_REFUSED:
+            # No request id to answer with: TWS puts 2147483647 on these.
+            self.send(messages.error(todays_tws.NO_REQUEST_ID, todays_tws.READ_ONLY,
+                                     todays_tws.read_only_text(READ_ONLY_REFUSED[kind])))
+            log.info("client %d: %s refused, Read-Only API", self.client_id, kind.name)
+            return
         if kind == Incoming.PLACE_ORDER:
             engine.place_order(self.client_id, parse_place_order(message))
         elif kind == Incoming.CANCEL_ORDER:
@@ -210,7 +239,7 @@ class Connection:
         elif kind == Incoming.REQ_ALL_OPEN_ORDERS:
             reports.open_orders(engine, self, every_client=True)
         elif kind == Incoming.REQ_COMPLETED_ORDERS:
-            reports.completed_orders(engine, self)
+            reports.completed_orders(engine, self, api_only=bool(parse_int(message[1]) or 0) if len(message) > 1 else False)
         elif kind == Incoming.REQ_EXECUTIONS:
             req_id, wanted = parse_execution_filter(message)
             count = reports.executions(engine, self, req_id, wanted)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from execgw.sim.engine import CONNECTIVITY_TEXT, Engine
 from execgw.sim.messages import error
-from execgw.sim.records import Execution, OrderSnapshot
+from execgw.sim.records import Execution, OrderSnapshot, Refusal
 from execgw.sim.scenario import Scenario
 from execgw.sim.server import Server
 
@@ -103,12 +103,19 @@ class Simulator:
     # ---- what happened -------------------------------------------------------------------
 
     def executions(self) -> list[Execution]:
-        """Every execution reported today, corrections included (``corrects`` names the replaced one)."""
+        """Every execution since the simulator started, corrections included (``corrects`` names
+        the replaced one); ``day`` tells IB's day, of which reqExecutions answers only the last."""
         return list(self.engine.executions)
 
     def orders(self) -> list[OrderSnapshot]:
-        """Every order received today, in arrival order, with its current state."""
+        """Every order IB created since the simulator started, in arrival order, with its current
+        state and IB's ``day``. Orders TWS refused without creating them are in :meth:`refusals`."""
         return [OrderSnapshot.of(o) for o in self.engine.orders]
+
+    def refusals(self) -> list[Refusal]:
+        """Orders answered with an error and never created (10268/10269, 321, error outcomes
+        without a status), in arrival order."""
+        return list(self.engine.refusals)
 
     async def wait_for_order(self, order_ref: str, timeout: float = 5.0,
                              status: str | None = None) -> OrderSnapshot:
@@ -164,6 +171,26 @@ class Simulator:
             self.engine.connectivity(code)
         else:
             self.engine.broadcast(error(req_id, code, message or f"Simulated error {code}"))
+
+    def open_market(self) -> None:
+        """The regular session opens: MKT orders held PreSubmitted since their 399 go Submitted
+        and are treated as their behaviour says; later orders are not held."""
+        self.engine.open_market()
+
+    def new_day(self) -> None:
+        """IB's day rolls over: working DAY orders expire (Cancelled), and reqExecutions and
+        reqCompletedOrders no longer return what happened before. Introspection keeps it all."""
+        self.engine.new_day()
+
+    def add_foreign_order(self, order_ref: str, symbol: str = "AAPL", side: str = "BUY",
+                          quantity: float = 10, client_id: int = 0, order_id: int | None = None,
+                          fill: bool = True) -> OrderSnapshot:
+        """An order another API client (or a TWS user, with client id 0) placed in the same account,
+        with its own permId; ``order_id`` may deliberately equal one of another client's ids.
+        It fills at once when ``fill``, else it rests. TWS reports it to the master client id live,
+        in reqAllOpenOrders, reqCompletedOrders and (for the master) reqExecutions."""
+        return OrderSnapshot.of(self.engine.add_foreign_order(
+            order_ref, symbol, side, quantity, client_id, order_id, fill))
 
     def release_order(self, order_ref: str) -> None:
         """Fill a resting order (or one waiting out its fill delay) now."""

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
-from execgw.sim.records import Execution, OrderSnapshot
+from execgw.sim.records import Execution, OrderSnapshot, Refusal
 from execgw.sim.scenario import Scenario
 from execgw.sim.simulator import Simulator
 
@@ -127,6 +127,21 @@ class SimulatorThread:
 
     def release_order(self, order_ref: str) -> None:
         self._call(lambda: self.simulator.release_order(order_ref))
+
+    def refusals(self) -> list[Refusal]:
+        return self._call(self.simulator.refusals)
+
+    def open_market(self) -> None:
+        self._call(self.simulator.open_market)
+
+    def new_day(self) -> None:
+        self._call(self.simulator.new_day)
+
+    def add_foreign_order(self, order_ref: str, symbol: str = "AAPL", side: str = "BUY",
+                          quantity: float = 10, client_id: int = 0, order_id: int | None = None,
+                          fill: bool = True) -> OrderSnapshot:
+        return self._call(lambda: self.simulator.add_foreign_order(
+            order_ref, symbol, side, quantity, client_id, order_id, fill))
 
 
 @contextmanager

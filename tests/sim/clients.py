@@ -124,6 +124,16 @@ def stock(symbol: str = "AAPL") -> Contract:
 
 
 def market_order(action: str, quantity: float, order_ref: str, account: str = "") -> Order:
+    """A MKT order as a correct client sends it to today's TWS: ibapi 9.81's Order() defaults
+    eTradeOnly and firmQuoteOnly to true, which TWS refuses (10268/10269), so both are cleared."""
+    order = ibapi_default_order(action, quantity, order_ref, account)
+    order.eTradeOnly = False
+    order.firmQuoteOnly = False
+    return order
+
+
+def ibapi_default_order(action: str, quantity: float, order_ref: str, account: str = "") -> Order:
+    """A MKT order with every other field left at ibapi 9.81's default (eTradeOnly, firmQuoteOnly true)."""
     order = Order()
     order.action = action
     order.totalQuantity = quantity

@@ -15,6 +15,7 @@ from ibapi.wrapper import EWrapper
 
 from execgw.sim import messages
 from execgw.sim.records import Contract, Execution, Order
+from execgw.sim.todays_tws import ExecutionTimes
 from execgw.sim.wire import FrameReader
 
 NOW = dt.datetime(2025, 3, 14, 15, 30, 5, tzinfo=dt.UTC)
@@ -146,7 +147,7 @@ def test_execution_data(req_id):
     assert (execution.acctNumber, execution.side, execution.shares, execution.price) == (
         "DU1234567", "BOT", 100.0, 190.25)
     assert (execution.cumQty, execution.avgPrice, execution.orderRef) == (100.0, 190.25, "run-1-0001")
-    assert execution.time == "20250314  15:30:05"
+    assert execution.time == "20250314-15:30:05"  # today's TWS default: UTC with a dash
     assert execution.lastLiquidity == 2
 
     _, (decoded_req, contract, execution) = ib_async_decode(messages.execution_data(req_id, AN_EXECUTION))
@@ -203,3 +204,20 @@ def test_short_messages(message, expected):
 
 def test_handshake_reply_is_version_and_time():
     assert fields_of(messages.handshake_reply(157, NOW)) == ["157", "20250314 15:30:05 UTC"]
+
+
+def test_handshake_time_is_in_the_login_zone_with_its_standard_abbreviation():
+    # TWS wrote "EST" in May and "CET" in October: the zone's standard name, all year.
+    assert fields_of(messages.handshake_reply(157, NOW, "US/Eastern")) == ["157", "20250314 11:30:05 EST"]
+    assert fields_of(messages.handshake_reply(157, NOW, "Europe/Berlin")) == ["157", "20250314 16:30:05 CET"]
+
+
+@pytest.mark.parametrize(("form", "written"), [
+    ("local", "20250314  11:30:05"),  # two spaces, the TWS login zone (EDT that day)
+    ("utc", "20250314-15:30:05"),
+    ("zone", "20250314 11:30:05 US/Eastern"),
+])
+def test_execution_time_forms(form, written):
+    times = ExecutionTimes(form, "US/Eastern")
+    name, (_, _, execution) = ibapi_decode(messages.execution_data(-1, AN_EXECUTION, times))
+    assert execution.time == written

@@ -100,3 +100,62 @@ def test_each_filter_field():
 
 def test_unreadable_time_does_not_filter():
     assert parse_execution_filter(["7", "3", "1", "0", "", "yesterday", "", "", "", ""])[1].since is None
+
+
+def _flags(order_ref: str, e_trade_only: bool, firm_quote_only: bool, contract=None):
+    order = market_order("BUY", 1, order_ref)
+    order.eTradeOnly, order.firmQuoteOnly = e_trade_only, firm_quote_only
+    [fields] = ibapi_messages(lambda c: c.placeOrder(5, contract or stock(), order))
+    request = parse_place_order(fields)
+    return request.e_trade_only, request.firm_quote_only
+
+
+def test_e_trade_only_and_firm_quote_only_are_read_from_the_tail():
+    # Each flag on its own, so a shifted position cannot pass by reading the other one.
+    assert _flags("t", True, True) == (True, True)
+    assert _flags("t", True, False) == (True, False)
+    assert _flags("t", False, True) == (False, True)
+    assert _flags("t", False, False) == (False, False)
+
+
+def test_ibapi_981_order_defaults_send_both_flags_true():
+    from ibapi.order import Order
+
+    [fields] = ibapi_messages(lambda c: c.placeOrder(5, stock(), Order()))
+    request = parse_place_order(fields)
+    assert (request.e_trade_only, request.firm_quote_only) == (True, True)
+
+
+def test_the_flags_of_a_combo_order_are_found_after_its_legs():
+    from ibapi.contract import ComboLeg
+
+    combo = stock("SPY")
+    combo.secType = "BAG"
+    legs = []
+    for con_id in (1, 2):
+        leg = ComboLeg()
+        leg.conId, leg.ratio, leg.action, leg.exchange = con_id, 1, "BUY", "SMART"
+        legs.append(leg)
+    combo.comboLegs = legs
+    # Order combo legs and smart routing params would shift the flags further; none here, but the
+    # counts are still sent for a BAG and must be skipped.
+    assert _flags("t", False, True, combo) == (False, True)
+    assert _flags("t", True, False, combo) == (True, False)
+
+
+def test_ib_async_sends_both_flags_false():
+    client = ib_async.client.Client(ib_async.wrapper.Wrapper(ib_async.IB()))
+    client.conn = CapturingConnection()
+    client._serverVersion = 157
+    client.connState = client.CONNECTED
+    client.placeOrder(8, ib_async.Stock("MSFT", "SMART", "USD"), ib_async.MarketOrder("SELL", 12))
+    [fields] = [m for data in client.conn.sent for m in FrameReader().feed(data)]
+    request = parse_place_order(fields)
+    assert (request.e_trade_only, request.firm_quote_only) == (False, False)
+
+
+def test_a_bare_head_without_tail_has_both_flags_false():
+    head = ["3", "7", "0", "SPY", "STK", "", "0", "", "", "SMART", "", "USD", "", "", "", "", "BUY", "5",
+            "MKT", "", "", "DAY", "", "", "", "0", "flood", "1", "0", "0", "0", "0", "0", "0", "0"]
+    request = parse_place_order(head)
+    assert (request.e_trade_only, request.firm_quote_only) == (False, False)

@@ -116,3 +116,57 @@ def test_unknown_file_type(tmp_path):
     path.write_text("{}")
     with pytest.raises(ValueError, match=r"\.json or \.toml"):
         Scenario.load(path)
+
+
+def test_todays_tws_is_the_default():
+    scenario = Scenario()
+    assert (scenario.profile, scenario.read_only, scenario.handshake) == ("current", False, "answer")
+    assert (scenario.execution_time_format, scenario.time_zone) == ("utc", "US/Eastern")
+    assert (scenario.first_perm_id, scenario.market_open) == (None, True)
+
+
+TODAYS_TOML = """
+profile = "permissive"
+read_only = true
+handshake = "silent"
+execution_time_format = "zone"
+time_zone = "Europe/Zurich"
+first_perm_id = 2147484648
+market_open = false
+
+[orders."ref-*"]
+outcome = "error"
+error_code = 203
+error_message = "The security is not available or allowed for this account"
+
+[orders."warn-*"]
+warning_code = 399
+warning_message = "Order Message: ..."
+error_status = "Cancelled"
+"""
+
+
+def test_todays_tws_keys_from_toml(tmp_path):
+    path = tmp_path / "today.toml"
+    path.write_text(TODAYS_TOML)
+    scenario = Scenario.load(path)
+    assert (scenario.profile, scenario.read_only, scenario.handshake) == ("permissive", True, "silent")
+    assert (scenario.execution_time_format, scenario.time_zone) == ("zone", "Europe/Zurich")
+    assert (scenario.first_perm_id, scenario.market_open) == (2**31 + 1000, False)
+    refused = scenario.behaviour_for("ref-1", "AAPL")
+    assert (refused.outcome, refused.error_code, refused.error_status) == ("error", 203, None)
+    assert scenario.behaviour_for("warn-1", "AAPL").warning_code == 399
+
+
+@pytest.mark.parametrize("bad", [
+    {"profile": "2019"},
+    {"handshake": "slow"},
+    {"execution_time_format": "iso"},
+    {"time_zone": "Mars/Olympus"},
+    {"first_perm_id": 0},
+    {"default": {"outcome": "error"}},  # an error outcome needs its code
+    {"default": {"outcome": "error", "error_code": 201, "error_status": "Filled"}},
+])
+def test_todays_tws_keys_are_checked(bad):
+    with pytest.raises(ValueError):
+        Scenario.from_dict(bad)

@@ -26,7 +26,7 @@ def raw(sim):
 def test_answers_the_highest_common_version_then_waits_for_start_api(raw, versions):
     client = raw(versions)
     version, connection_time = client.handshake()
-    assert version == "157" and connection_time.endswith(" UTC")
+    assert version == "157" and connection_time.endswith(" EST")  # the default login zone, US/Eastern
     client.send([71, 2, 0, ""])
     # Had anything been sent before START_API, it would come first.
     assert client.receive() == ["15", "1", "DU1234567"]
