@@ -13,6 +13,8 @@ class Endpoint:
     host: str
     port: int
     client_id: int
+    time_zone: str = "America/New_York"
+    """The TWS login time zone (IANA name): local execution times and IB's day are in it."""
 
     @property
     def address(self) -> str:

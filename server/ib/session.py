@@ -8,8 +8,11 @@ with `call_soon_threadsafe`, so asyncio objects are only ever touched on the loo
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +21,11 @@ from ibapi.client import EClient
 from ibapi.contract import Contract
 from ibapi.execution import ExecutionFilter
 from ibapi.order import Order
+
+try:  # ibapi 10.x: cancelOrder(orderId, OrderCancel); 9.81 has neither the class nor the argument
+    from ibapi.order_cancel import OrderCancel
+except ImportError:  # pragma: no cover - depends on the installed ibapi
+    OrderCancel = None
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from execgw.server.ib import events as ev
@@ -151,6 +159,8 @@ class IBSession:
 
     async def _connect_once(self) -> None:
         loop = asyncio.get_running_loop()
+        # One deadline for the whole connect: the handshake, then nextValidId.
+        deadline = loop.time() + self._connect_timeout
         self._generation += 1
         generation = self._generation
         self._closed = asyncio.Event()
@@ -160,9 +170,7 @@ class IBSession:
             self.endpoint, lambda event: loop.call_soon_threadsafe(self._deliver, generation, event)
         )
         client = EClient(translator)
-        await loop.run_in_executor(
-            None, client.connect, self.endpoint.host, self.endpoint.port, self.endpoint.client_id
-        )
+        await self._handshake(client, deadline)
         if not client.isConnected():
             raise ConnectFailed(translator.last_error or "connection refused")
         self._client = client
@@ -172,7 +180,7 @@ class IBSession:
         thread.start()
         # Ready (nextValidId arrived) or closed (e.g. error 326, client id in use), whichever first.
         waiters = [asyncio.ensure_future(self._ready.wait()), asyncio.ensure_future(self._closed.wait())]
-        await asyncio.wait(waiters, timeout=self._connect_timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, timeout=max(deadline - loop.time(), 0.0), return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
         if not self._ready.is_set():
@@ -186,6 +194,53 @@ class IBSession:
             self.order_ids.next_id,
             ",".join(self.accounts) or "-",
         )
+
+    async def _handshake(self, client: EClient, deadline: float) -> None:
+        """ibapi's blocking `EClient.connect` (TCP connect, `API\\0v100..157`, wait for the server
+        version, START_API), bounded by the deadline.
+
+        A TWS that does not trust our IP, or whose "accept incoming connection?" dialog nobody
+        answers, accepts the socket and never replies: `connect` then loops on its 1 s socket
+        timeout forever. It runs on a thread of its own (not the loop's shared executor, which a
+        few such attempts would fill) and, past the deadline or when the session stops, the
+        socket is shut down, which makes `connect` return and the thread end."""
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[BaseException | None] = loop.create_future()
+
+        def run() -> None:
+            error: BaseException | None = None
+            try:
+                client.connect(self.endpoint.host, self.endpoint.port, self.endpoint.client_id)
+            except Exception as failed:  # e.g. ibapi tripping over the socket we shut down
+                error = failed
+            try:
+                loop.call_soon_threadsafe(_settle, finished, error)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+        thread = threading.Thread(target=run, name=f"ibapi-connect-{self.endpoint.mode}", daemon=True)
+        thread.start()
+        try:
+            done, _ = await asyncio.wait({finished}, timeout=max(deadline - loop.time(), 0.0))
+        except asyncio.CancelledError:
+            await _abort_handshake(client, finished)
+            raise
+        if not done:
+            tcp_connected = _tcp_connected(client)
+            await _abort_handshake(client, finished)
+            if not tcp_connected:  # SYN unanswered: a host down or a firewall, not TWS's dialog
+                raise ConnectFailed(
+                    f"TCP connect to {self.endpoint.address} did not complete within {self._connect_timeout:g}s"
+                )
+            raise ConnectFailed(
+                f"IB did not answer the API handshake within {self._connect_timeout:g}s "
+                f"({self.endpoint.address} accepted the connection but stayed silent: check TWS / IB Gateway's "
+                "trusted IPs (Global Configuration > API > Settings) or accept the incoming connection)"
+            )
+        error = finished.result()
+        if error is not None:
+            _close_quietly(client)
+            raise ConnectFailed(f"ibapi connect failed: {error!r}")
 
     def _run_reader(self, client: EClient, translator: CallbackTranslator) -> None:
         try:
@@ -260,11 +315,18 @@ class IBSession:
         ib_order.totalQuantity = order.quantity
         ib_order.orderRef = order.order_ref
         ib_order.account = order.account
+        ib_order.tif = "DAY"  # explicit, not the TWS preset: a run's order never outlives IB's day
         ib_order.transmit = True
+        # ibapi 9.81 defaults both to True; since 2022 TWS refuses such orders with error
+        # 10268/10269 and creates no order. ibapi 10.x dropped the attributes and always sends
+        # False itself, so they are set only where the installed ibapi still has them.
+        for attribute in ("eTradeOnly", "firmQuoteOnly"):
+            if hasattr(ib_order, attribute):
+                setattr(ib_order, attribute, False)
         await self._send(lambda c: c.placeOrder(order.order_id, contract, ib_order), still_wanted)
 
     async def cancel_order(self, order_id: int) -> None:
-        await self._send(lambda c: c.cancelOrder(order_id))
+        await self._send(lambda c: _cancel_order(c, order_id))
 
     def new_request_id(self) -> int:
         self._next_req_id += 1
@@ -287,3 +349,75 @@ class IBSession:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+_CANCEL_PARAMETERS = tuple(inspect.signature(EClient.cancelOrder).parameters)[1:]
+
+
+def _cancel_order(client: EClient, order_id: int) -> None:
+    """cancelOrder as the installed ibapi wants it: `(orderId)` in 9.81, `(orderId,
+    manualCancelOrderTime)` in early 10.x, `(orderId, OrderCancel)` since. At server version 157
+    all three send the same `4,1,orderId`."""
+    if "orderCancel" in _CANCEL_PARAMETERS and OrderCancel is not None:
+        client.cancelOrder(order_id, OrderCancel())
+    elif len(_CANCEL_PARAMETERS) >= 2:
+        client.cancelOrder(order_id, "")
+    else:
+        client.cancelOrder(order_id)
+
+
+HANDSHAKE_RELEASE_SECONDS = 3.0
+"""How long an aborted handshake's thread may take to leave ibapi's `connect` (normally at once)."""
+
+
+def _settle(finished: asyncio.Future[BaseException | None], error: BaseException | None) -> None:
+    if not finished.done():
+        finished.set_result(error)  # handed over as a value: the loop decides what it means
+
+
+def _shut_down_socket(client: EClient) -> bool:
+    """Wakes a thread blocked in ibapi's connect: shutdown() makes its recv() (or a TCP connect
+    still in SYN_SENT) return at once; ibapi then sees the socket closed and gives up. Returns
+    whether there was a socket to shut down."""
+    conn = getattr(client, "conn", None)
+    sock = getattr(conn, "socket", None)
+    if sock is None:
+        return False
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed, or never connected
+        pass
+    return True
+
+
+def _tcp_connected(client: EClient) -> bool:
+    """Whether ibapi's socket got as far as a TCP connection (its peer accepted)."""
+    sock = getattr(getattr(client, "conn", None), "socket", None)
+    if sock is None:
+        return False
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
+
+
+def _close_quietly(client: EClient) -> None:
+    try:
+        client.disconnect()
+    except Exception:  # ibapi's disconnect on a half-made connection; the socket goes anyway
+        log.debug("ibapi disconnect after a failed handshake raised", exc_info=True)
+
+
+async def _abort_handshake(client: EClient, finished: asyncio.Future[BaseException | None]) -> None:
+    """Ends a handshake thread and waits (bounded) until it has left ibapi's connect.
+
+    ibapi may not have created its socket yet when we first look, so this keeps shutting
+    down whatever socket it has until the thread reports back."""
+    give_up = time.monotonic() + HANDSHAKE_RELEASE_SECONDS
+    while not finished.done() and time.monotonic() < give_up:
+        _shut_down_socket(client)
+        await asyncio.wait({finished}, timeout=0.05)
+    if not finished.done():
+        log.warning("ibapi's connect did not return after its socket was shut down; its thread is left to end")
+    _close_quietly(client)

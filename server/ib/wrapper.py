@@ -1,13 +1,26 @@
 """ibapi EWrapper → domain events. Runs on ibapi's reader thread; touches no shared state
-beyond handing each event to `deliver` (which hops to the event loop)."""
+beyond handing each event to `deliver` (which hops to the event loop).
+
+Works with both ibapi lines on PyPI: `ibapi` 9.81 and `ibapi-stable` 10.x (the current official
+client). Where they differ, toward a server version 157 TWS:
+
+- `error`: 9.81 calls `error(reqId, errorCode, errorString)`; 10.1x-10.3x added
+  `advancedOrderRejectJson` after the string; 10.37+ put `errorTime` (epoch ms, 0 below server
+  version 194) before the code. `_error_fields` reads all three.
+- commissions: 9.81 calls `commissionReport(CommissionReport)` with `.commission`; 10.x calls
+  `commissionAndFeesReport(CommissionAndFeesReport)` with `.commissionAndFees`.
+- quantities (`filled`, `remaining`, `shares`, `cumQty`) are `Decimal` in 10.x: the events carry
+  floats, so every one goes through `float()`.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from ibapi.commission_report import CommissionReport as IbCommissionReport
 from ibapi.contract import Contract
 from ibapi.execution import Execution
 from ibapi.order import Order
@@ -16,19 +29,20 @@ from ibapi.wrapper import EWrapper
 
 from execgw.server.ib import events as ev
 from execgw.server.ib.endpoint import Endpoint
+from execgw.server.ib.times import parse_ib_time
 
 log = logging.getLogger(__name__)
 
 
-def parse_execution_time(text: str) -> datetime | None:
-    """IB sends 'YYYYMMDD  HH:MM:SS' (two spaces), sometimes with a time zone name after."""
-    parts = text.split()
-    if len(parts) < 2:
-        return None
-    try:
-        return datetime.strptime(f"{parts[0]} {parts[1]}", "%Y%m%d %H:%M:%S").replace(tzinfo=UTC)
-    except ValueError:
-        return None
+def _error_fields(args: tuple[Any, ...]) -> tuple[int, str, str]:
+    """(code, message, advancedOrderRejectJson) from what follows reqId in either ibapi's
+    `error` call: `(code, msg[, json])` (9.81 to 10.3x) or `(time, code, msg[, json])` (10.37+).
+    The message is the only str among the leading fields, which tells the two apart."""
+    if len(args) >= 2 and isinstance(args[1], str):
+        code, message, *rest = args
+    else:
+        _time, code, message, *rest = args
+    return int(code), str(message), str(rest[0]) if rest and rest[0] else ""
 
 
 class CallbackTranslator(EWrapper):
@@ -36,6 +50,8 @@ class CallbackTranslator(EWrapper):
         super().__init__()
         self._address = endpoint.address
         self._client_id = endpoint.client_id
+        # Execution times without a zone are in the TWS login zone (validated at start-up).
+        self._tws_zone = ZoneInfo(endpoint.time_zone)
         self.deliver = deliver
         self.last_error: str | None = None
         self._accounts: tuple[str, ...] = ()
@@ -58,9 +74,15 @@ class CallbackTranslator(EWrapper):
     def connectionClosed(self) -> None:
         log.debug("ibapi connectionClosed for %s", self._address)
 
-    def error(self, reqId: int, errorCode: int, errorString: str) -> None:
-        self.last_error = f"{errorCode} {errorString}"
-        self.deliver(ev.IbError(self._address, self._client_id, reqId, errorCode, errorString, self._now()))
+    def error(self, reqId: int, *args: Any) -> None:
+        """ibapi 9.81 `error(reqId, errorCode, errorString)`, 10.x `error(reqId, errorTime,
+        errorCode, errorString, advancedOrderRejectJson="")`; see `_error_fields`."""
+        code, message, reject_json = _error_fields(args)
+        if reject_json:
+            log.info("IB %s error %d for %d carries advancedOrderRejectJson %s", self._address, code, reqId,
+                     reject_json)
+        self.last_error = f"{code} {message}"
+        self.deliver(ev.IbError(self._address, self._client_id, reqId, code, message, self._now()))
 
     # -- orders ---------------------------------------------------------------------------------
 
@@ -68,8 +90,8 @@ class CallbackTranslator(EWrapper):
         self,
         orderId: int,
         status: str,
-        filled: float,
-        remaining: float,
+        filled: Any,  # float in 9.81, Decimal in 10.x
+        remaining: Any,
         avgFillPrice: float,
         permId: int,
         parentId: int,
@@ -129,22 +151,40 @@ class CallbackTranslator(EWrapper):
                 cum_qty=float(execution.cumQty),
                 avg_price=float(execution.avgPrice),
                 account=execution.acctNumber,
-                trade_time=parse_execution_time(execution.time),
+                trade_time=self._trade_time(execution),
                 received_at=self._now(),
             )
         )
 
+    def _trade_time(self, execution: Execution) -> datetime | None:
+        """UTC; None (stored as NULL, so unknown rather than wrong) only with a warning."""
+        parsed = parse_ib_time(execution.time or "", self._tws_zone)
+        if parsed is None:
+            log.warning(
+                "IB %s execution %s: time %r is in no form we read; stored without a trade time",
+                self._address, execution.execId, execution.time,
+            )
+        return parsed
+
     def execDetailsEnd(self, reqId: int) -> None:
         self.deliver(ev.ExecutionsEnd(self._address, reqId))
 
-    def commissionReport(self, commissionReport: IbCommissionReport) -> None:
+    def commissionReport(self, commissionReport: Any) -> None:
+        """ibapi 9.81: `CommissionReport` with `.commission`."""
+        self._commission(commissionReport, commissionReport.commission)
+
+    def commissionAndFeesReport(self, commissionAndFeesReport: Any) -> None:
+        """ibapi 10.x: `CommissionAndFeesReport` with `.commissionAndFees`."""
+        self._commission(commissionAndFeesReport, commissionAndFeesReport.commissionAndFees)
+
+    def _commission(self, report: Any, amount: float | None) -> None:
         self.deliver(
             ev.CommissionReport(
                 self._address,
-                commissionReport.execId,
-                ev.ib_double(commissionReport.commission),
-                commissionReport.currency or "",
-                ev.ib_double(commissionReport.realizedPNL),
+                report.execId,
+                ev.ib_double(amount),
+                report.currency or "",
+                ev.ib_double(report.realizedPNL),
                 self._now(),
             )
         )
