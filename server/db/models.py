@@ -185,7 +185,7 @@ class TradeOrder(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime6, nullable=False, default=utcnow, onupdate=utcnow)
     # Added by the seed patch (20260123), declared there exactly so: plain DATETIME, no microseconds.
     ib_order_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    ib_perm_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ib_perm_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # 64-bit at IB
     last_status_ts: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     rejected_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
@@ -232,7 +232,7 @@ class TradeFill(Base):
     superseded_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     side: Mapped[str | None] = mapped_column(String(4), nullable=True)
     account: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    ib_perm_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ib_perm_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # 64-bit at IB
     commission_currency: Mapped[str | None] = mapped_column(String(8), nullable=True)
     realized_pnl: Mapped[float | None] = mapped_column(Double, nullable=True)
 

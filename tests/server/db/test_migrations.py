@@ -68,6 +68,7 @@ def test_migrations_apply_base_first_then_patches_by_name() -> None:
         "20260123_trade_fills_and_orders.sql",
         "20261124_execgw_fills_corrections_and_events.sql",
         "20261125_execgw_case_sensitive_client_order_id.sql",
+        "20261126_execgw_perm_id_bigint.sql",
     ]
 
 

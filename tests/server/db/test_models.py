@@ -63,18 +63,6 @@ def new_order(run: TradeRun, client_order_id: str = "c-1", **overrides: object) 
     return TradeOrder(**fields)
 
 
-def test_trade_fill_fields_exist() -> None:
-    # The seed's model test, kept: a fill is built from what execDetails/commissionReport give.
-    fill = TradeFill(order_id=1, exec_id="E1", filled_qty=10, price=100, commission=1.2)
-    assert (fill.order_id, fill.exec_id, fill.filled_qty, fill.price, fill.commission) == (
-        1,
-        "E1",
-        10,
-        100,
-        1.2,
-    )
-
-
 def test_run_order_and_fill_round_trip(session: Session) -> None:
     deadline = datetime(2026, 11, 24, 14, 30, 5, 123456)
     run = new_run(account="DU123", submitted_by="backend", deadline_at=deadline)
@@ -279,3 +267,18 @@ def test_client_order_ids_that_differ_only_in_case_are_two_keys(database_url):
             assert list(found) == ["ord-1"]
     finally:
         engine.dispose()
+
+
+def test_a_perm_id_above_2_31_is_stored_as_it_is(session: Session) -> None:
+    """permIds are 64-bit at IB; an INT column refuses or clips 2^31 and above."""
+    perm_id = 2**31 + 12_345
+    run = new_run()
+    order = new_order(run, f"c-{uuid.uuid4().hex[:8]}", ib_perm_id=perm_id)
+    session.add_all([run, order])
+    session.flush()
+    session.add(TradeFill(order_id=order.id, exec_id=f"x-{uuid.uuid4().hex}", exec_base="x", filled_qty=1.0,
+                          price=10.0, ib_perm_id=perm_id))
+    session.commit()
+    session.expire_all()
+    assert session.scalar(select(TradeOrder.ib_perm_id).where(TradeOrder.id == order.id)) == perm_id
+    assert session.scalar(select(TradeFill.ib_perm_id).where(TradeFill.order_id == order.id)) == perm_id
