@@ -12,6 +12,8 @@ from execgw.server.ib import events as ib
 
 OPEN_ORDERS = "open-orders"
 COMPLETED_ORDERS = "completed-orders"
+# Requests with no request id: an error with id -1 while one is outstanding may be its refusal.
+OPEN_ORDER_KEYS = frozenset({OPEN_ORDERS, COMPLETED_ORDERS})
 
 
 class IbAnswers:
@@ -48,9 +50,18 @@ class IbAnswers:
                 future.set_result(None)
         return True
 
-    def fail(self, endpoint: str, reason: str) -> None:
-        """The socket is gone: every outstanding request of that endpoint fails now."""
-        for (where, key) in [k for k in self._waiting if k[0] == endpoint]:
+    def fail(self, endpoint: str, reason: str, keys: frozenset[Hashable] | None = None) -> None:
+        """Outstanding requests of that endpoint (all, or those `keys`) fail now: the socket is
+        gone, or IB refused them."""
+        for (where, key) in [k for k in self._waiting if k[0] == endpoint and (keys is None or k[1] in keys)]:
             for future in self._waiting.pop((where, key)):
                 if not future.done():
                     future.set_exception(ConnectionError(reason))
+
+    def fail_request(self, endpoint: str, req_id: int, reason: str) -> bool:
+        """An error carried the id of a request we are waiting on: that request failed. False if
+        no request of ours has that id (the error is about something else, e.g. an order)."""
+        if (endpoint, req_id) not in self._waiting:
+            return False
+        self.fail(endpoint, reason, frozenset({req_id}))
+        return True

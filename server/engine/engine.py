@@ -18,9 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from execgw.server.db.faults import is_outage
 from execgw.server.db.models import EventKind, OrderStatus, RunStatus, TradeFill, TradeOrder, TradeRun, utcnow
 from execgw.server.engine import state
-from execgw.server.engine.answers import IbAnswers
+from execgw.server.engine.answers import OPEN_ORDER_KEYS, IbAnswers
 from execgw.server.engine.bus import EventBus
 from execgw.server.engine.idempotency import existing_run
 from execgw.server.engine.reconciler import Reconciler
@@ -28,6 +29,7 @@ from execgw.server.engine.recorder import Recorder, order_status_payload
 from execgw.server.engine.runs import (
     CancelOutcome,
     DatabaseUnavailable,
+    EndpointReadOnly,
     EngineTimings,
     ModeNotConfigured,
     NotConnected,
@@ -37,13 +39,20 @@ from execgw.server.engine.runs import (
 from execgw.server.engine.store import Store
 from execgw.server.engine.validation import OrderRequest, RunRequest
 from execgw.server.ib import events as ib
+from execgw.server.ib.error_codes import (
+    CANCEL_ANSWER_CODES,
+    NOT_ABOUT_ORDERS,
+    NOT_CONNECTED_CODE,
+    ORDER_CANCELLED_CODE,
+    OrderErrorKind,
+    classify_order_error,
+    is_read_only_refusal,
+)
 from execgw.server.ib.session import IBSession, MarketOrder, NotSent, Withdrawn
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# IB's answers to a cancel request, kept for CancelRun's report.
-CANCEL_ANSWER_CODES = frozenset({161, 202, 10147, 10148})
 CONNECTIVITY_LOST = 1100
 CONNECTIVITY_RESTORED_DATA_LOST = 1101
 CONNECTIVITY_RESTORED = 1102
@@ -66,13 +75,18 @@ class ExecutionEngine:
         )
         self._database_ok = True
         self._events_dropped = 0
+        self.poison_reports = 0  # IB reports that could not be applied (a bug), skipped and logged
         self._recovering = False
-        # Commission reports that arrived before their execution; touched only on the writer thread.
+        # Commission reports that arrived before their execution. The writer thread only reads
+        # it; it changes on the loop, after the transaction that used it committed, so a retried
+        # transaction finds every report it needs again.
         self._early_commissions: dict[str, ib.CommissionReport] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._stopping = False
         # Told (mode, connected) whenever an IB endpoint comes or goes; the health service listens.
         self.connection_listeners: list[Callable[[str, bool], None]] = []
+        # mode → IB's words, while TWS answers that its API is read-only (orders get 321).
+        self.read_only: dict[str, str] = {}
 
     # -- wiring -------------------------------------------------------------------------------
 
@@ -124,14 +138,20 @@ class ExecutionEngine:
             return None
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._background_done)
         return task
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
     # -- commands -----------------------------------------------------------------------------
 
     def mode_ready(self, mode: str) -> bool:
+        """Connected, IB linked, and TWS takes orders from the API."""
         session = self.sessions.get(mode)
-        return session is not None and session.ready
+        return session is not None and session.ready and mode not in self.read_only
 
     @property
     def accepting_runs(self) -> bool:
@@ -148,6 +168,8 @@ class ExecutionEngine:
             return existing, True
         if not session.ready:
             raise NotConnected(request.mode)
+        if request.mode in self.read_only:
+            raise EndpointReadOnly(request.mode, self.read_only[request.mode])
         if not self.accepting_runs:
             raise DatabaseUnavailable("the database is not taking writes; IB events are held")
         ids = session.order_ids.allocate(len(request.orders))
@@ -196,8 +218,24 @@ class ExecutionEngine:
     async def _send_orders(self, session: IBSession, run: TradeRun, clock: RunClock) -> None:
         # The clock is held here, not looked up per order: once the run ends its clock says
         # "stop sending" even after the engine has forgotten the run.
-        for order in run.orders:
-            await self._send_order(session, run, order, clock)
+        for position, order in enumerate(run.orders):
+            try:
+                await self._send_order(session, run, order, clock)
+            except Exception:
+                # Not an IB or socket answer we know: the order may or may not have gone out, and
+                # sending more after an unexplained failure is not safe. Nothing is left pending.
+                log.exception("sending %s failed unexpectedly; the rest of run %s is withdrawn",
+                              order.client_order_id, run.id)
+                clock.sending_stopped = True
+                failed, rest = order.id, [o.id for o in run.orders[position + 1:]]
+                await self._commit(lambda rec: self._abandon_sending(rec, failed, rest))  # noqa: B023 (awaited here)
+                return
+
+    @staticmethod
+    def _abandon_sending(rec: Recorder, failed: int, rest: list[int]) -> None:
+        rec.mark_unknown([failed], "sending to IB failed unexpectedly; waiting for IB's account of the order")
+        for order_id in rest:
+            rec.withdraw(order_id)
 
     async def _send_order(self, session: IBSession, run: TradeRun, order: TradeOrder, clock: RunClock) -> None:
         market_order = MarketOrder(
@@ -234,10 +272,10 @@ class ExecutionEngine:
         clock = self._runs.setdefault(run_id, RunClock())
         outcomes: list[CancelOutcome] = []
         if run.status == RunStatus.RUNNING.value:
-            clock.cancelled_by_caller = True
             session = self.sessions.get(run.mode)
             if session is None or not session.ready:
-                raise NotConnected(run.mode)
+                raise NotConnected(run.mode)  # refused: the run is not the caller's to call cancelled
+            clock.cancelled_by_caller = True
             await self._cancel_open_orders(session, run, clock)
             self._finish_soon(run_id)
             # The answer waits for the run's end, within bounds: should IB go away meanwhile, the
@@ -268,13 +306,24 @@ class ExecutionEngine:
             try:
                 await self._handle(batch)
             except Exception:
-                # A bug, not a database outage (those are retried in _apply): what IB said is
-                # recovered from IB rather than lost.
-                log.exception("failed to apply %d IB events; reconciling with IB", len(batch))
-                self._events_dropped += len(batch)
+                # A bug, not a database outage (those are retried in _apply). Apply the batch
+                # again one event at a time, so that one poison report costs only itself;
+                # reports already applied are ignored as duplicates the second time.
+                log.exception("failed to apply a batch of %d IB events; applying them one by one", len(batch))
+                await self._handle_one_by_one(batch)
             if self._events_dropped and self._inbox.empty() and not self._recovering:
                 self._recovering = True
                 self._spawn(self._recover_dropped(), "recover-dropped-events")
+
+    async def _handle_one_by_one(self, batch: list[ib.IbEvent]) -> None:
+        for event in batch:
+            try:
+                await self._handle([event])
+            except Exception:
+                # Not counted as dropped: reconciling would bring the same report back and fail
+                # again, refusing new runs for ever. It is logged whole, to be fixed by a person.
+                self.poison_reports += 1
+                log.exception("IB report could not be applied and is skipped: %r", event)
 
     async def _drain_inbox(self) -> None:
         batch = []
@@ -293,9 +342,7 @@ class ExecutionEngine:
                 continue
             if isinstance(event, ib.IbError):
                 self._note_error(event)
-                if event.code in state.REJECTING_ERROR_CODES or event.code in (
-                    state.ORDER_CANCELLED_CODE, state.NOT_CONNECTED_CODE
-                ):
+                if self._about_an_order(event):
                     pending.append(event)
                     continue
             await self._apply(pending)
@@ -307,8 +354,12 @@ class ExecutionEngine:
         if not events:
             return
         early = self._early_commissions
+        merged_early: list[str] = []
+        arrived_early: dict[str, ib.CommissionReport] = {}
 
-        def work(rec: Recorder) -> set[str]:
+        def work(rec: Recorder) -> tuple[set[str], list[tuple[str, str | None, int]]]:
+            merged_early.clear()
+            arrived_early.clear()
             touched: set[str] = set()
             rec.prefetch(events)
             for event in events:
@@ -319,25 +370,30 @@ class ExecutionEngine:
                     fill = rec.record_fill(event)
                     if fill is not None:
                         order = rec.order_by_id(fill.order_id)
-                        waiting = early.pop(fill.exec_id, None)
+                        waiting = arrived_early.pop(fill.exec_id, None) or early.get(fill.exec_id)
                         if waiting is not None:
                             rec.merge_commission(waiting)
+                            merged_early.append(fill.exec_id)
                         rec.refresh_finished_run(order)
                 elif isinstance(event, ib.CommissionReport):
                     if not rec.merge_commission(event):
-                        early[event.exec_id] = event
+                        arrived_early[event.exec_id] = event
                 elif isinstance(event, ib.IbError):
                     order = rec.apply_error(event)
                 if order is not None:
                     touched.add(order.run_id)
-            return {run_id for run_id in touched if rec.all_done(run_id)}
+            revived = [(o.run_id, o.ib_endpoint, o.ib_order_id or 0) for o in rec.revived
+                       if (run := rec.run(o.run_id)) is not None and run.status != RunStatus.RUNNING.value]
+            return {run_id for run_id in touched if rec.all_done(run_id)}, revived
 
         delay = 0.2
         while True:
             try:
-                done_runs, committed = await self.store.write(work)
+                (done_runs, revived), committed = await self.store.write(work)
                 break
             except (OperationalError, InterfaceError) as exc:
+                if not is_outage(exc):
+                    raise  # the database refused what we wrote: a bug, not an outage to wait out
                 # Held, not lost: retried until the database is back; nothing is emitted before.
                 if self._database_ok:
                     log.error("database write failed (%s); holding %d IB events and retrying",
@@ -345,6 +401,9 @@ class ExecutionEngine:
                 self._database_ok = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        for exec_id in merged_early:
+            early.pop(exec_id, None)
+        early.update(arrived_early)
         if not self._database_ok:
             log.info("database is back; held IB events written")
             self._database_ok = True
@@ -353,16 +412,76 @@ class ExecutionEngine:
             self._changed.notify_all()
         for run_id in done_runs:
             self._finish_soon(run_id)
+        for run_id, endpoint, order_id in revived:
+            # IB works an order we had taken for refused, and its run is over: no order of ours
+            # may outlive its run. The cancel's answer (or a fill) updates it like any other.
+            session = self._session_at(endpoint or "")
+            if session is not None and order_id:
+                log.warning("run %s is over but IB works its order %d: cancelling it", run_id, order_id)
+                self._spawn(self._cancel_quietly(session, order_id), f"cancel-revived-{order_id}")
+
+    async def _cancel_quietly(self, session: IBSession, order_id: int) -> None:
+        try:
+            await session.cancel_order(order_id)
+        except ConnectionError as exc:
+            log.error("could not cancel IB order %d (%s); the next reconciliation shows it", order_id, exc)
+
+    def _about_an_order(self, error: ib.IbError) -> bool:
+        """An error for one of our order ids (not for a request of ours, not a link notice)."""
+        if error.req_id <= 0 or error.code in NOT_ABOUT_ORDERS:
+            return False
+        if self._answers.fail_request(error.endpoint, error.req_id, f"IB {error.code}: {error.message}"):
+            return False  # it answered a request (reqExecutions), which now fails: state unknown
+        return True
 
     def _note_error(self, error: ib.IbError) -> None:
-        if error.code in CANCEL_ANSWER_CODES:
+        if error.code in CANCEL_ANSWER_CODES or error.code == ORDER_CANCELLED_CODE:
             for clock in self._runs.values():
                 # Order ids are per endpoint: the answer belongs to the run that has that order there.
                 clock.cancel_answers.setdefault((error.endpoint, error.req_id), (error.code, error.message))
-        level = logging.INFO if 2100 <= error.code < 2200 else logging.WARNING
+        if is_read_only_refusal(error.code, error.message):
+            self._read_only_seen(error)
+        if error.req_id > 0 and error.code not in NOT_ABOUT_ORDERS and error.code != NOT_CONNECTED_CODE:
+            kind = classify_order_error(error.code)
+            if kind == OrderErrorKind.UNKNOWN:
+                log.warning("IB %s error %d for id %d is not a code this gateway classifies; an order with "
+                            "that id is taken as refused unless IB reports it alive: %s",
+                            error.endpoint, error.code, error.req_id, error.message)
+                return
+            level = logging.INFO if kind in (OrderErrorKind.WARNING, OrderErrorKind.CANCEL_ANSWER) else logging.WARNING
+        else:
+            level = logging.INFO if 2100 <= error.code < 2200 else logging.WARNING
         log.log(level, "IB %s error %d (id %d): %s", error.endpoint, error.code, error.req_id, error.message)
 
+    def _read_only_seen(self, error: ib.IbError) -> None:
+        """TWS answered that its API is read-only: no run can trade there until that changes."""
+        session = self._session_at(error.endpoint)
+        if session is None:
+            return
+        mode = session.endpoint.mode
+        self._answers.fail(error.endpoint, f"IB {error.code}: {error.message}", keys=OPEN_ORDER_KEYS)
+        if mode in self.read_only:
+            return
+        self.read_only[mode] = error.message
+        log.error("IB %s (%s) is in Read-Only API mode, no order can be placed: uncheck 'Read-Only API' in "
+                  "TWS / IB Gateway Global Configuration > API > Settings (IB %d: %s)",
+                  mode, error.endpoint, error.code, error.message)
+        for listener in self.connection_listeners:
+            listener(mode, False)
+
+    def _read_only_cleared(self, mode: str, why: str) -> None:
+        if self.read_only.pop(mode, None) is None:
+            return
+        log.warning("IB %s takes orders again (%s)", mode, why)
+        for listener in self.connection_listeners:
+            listener(mode, self.mode_ready(mode))
+
     def _control(self, event: ib.IbEvent) -> None:
+        if isinstance(event, ib.OpenOrdersEnd):
+            # TWS refuses reqOpenOrders in Read-Only API mode: an answer means the mode is off.
+            session = self._session_at(event.endpoint)
+            if session is not None:
+                self._read_only_cleared(session.endpoint.mode, "IB answered reqOpenOrders")
         if self._answers.resolve(event):
             return
         if isinstance(event, ib.Connected | ib.Disconnected):
@@ -374,7 +493,7 @@ class ExecutionEngine:
             if session is None:
                 return
             for listener in self.connection_listeners:
-                listener(session.endpoint.mode, session.ready)
+                listener(session.endpoint.mode, self.mode_ready(session.endpoint.mode))
             if event.code != CONNECTIVITY_LOST:
                 # 1101 says data was lost; after 1102 a reconciliation is cheap insurance.
                 self._spawn(self._reconciler.reconcile_until_done(session), f"reconcile-{session.endpoint.mode}")
@@ -386,6 +505,8 @@ class ExecutionEngine:
         for listener in self.connection_listeners:
             listener(session.endpoint.mode, isinstance(event, ib.Connected))
         if isinstance(event, ib.Connected):
+            # A new socket may find the TWS setting changed: ask again rather than remember.
+            self.read_only.pop(session.endpoint.mode, None)
             # Whatever IB did while we were away is recovered by asking IB, on every connect.
             self._spawn(self._reconciler.reconcile_until_done(session), f"reconcile-{session.endpoint.mode}")
         else:

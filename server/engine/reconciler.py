@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -19,6 +21,20 @@ from execgw.server.engine.recorder import Recorder
 from execgw.server.ib.session import IBSession
 
 log = logging.getLogger(__name__)
+
+MAX_RETRY_INTERVAL = 60.0  # seconds between attempts once IB keeps refusing
+
+# Orders created up to this long after midnight (TWS time) still count as "before IB's day":
+# clocks differ, and IB's day does not roll over to the second.
+DAY_BOUNDARY_MARGIN = timedelta(minutes=15)
+
+
+def ib_day_start(now: datetime, zone: ZoneInfo) -> datetime:
+    """When IB's current day began (midnight in the TWS login time zone), less a safety margin:
+    reqExecutions and reqCompletedOrders answer for that day only."""
+    local = now.astimezone(zone)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight.astimezone(UTC) + DAY_BOUNDARY_MARGIN
 
 
 class Reconciler:
@@ -82,19 +98,32 @@ class Reconciler:
                 self._last[(address, scope)] = started_at
         return True
 
-    async def _reconcile_until_done(self, session: IBSession) -> None:
-        while session.ready and not await self._reconcile(session):
-            await asyncio.sleep(self.timings.retry_interval)
-
     async def reconcile_until_done(self, session: IBSession) -> None:
+        """Retries a full reconciliation while connected, backing off: when IB refuses to answer
+        (Read-Only API mode refuses reqOpenOrders) asking again at once would only spin."""
+        delay = self._retry_interval
         while session.ready and not await self.reconcile(session):
-            await asyncio.sleep(self._retry_interval)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max(MAX_RETRY_INTERVAL, self._retry_interval))
 
     async def _resolve_unknown_orders(self, session: IBSession) -> None:
         endpoint = session.endpoint
+        day_began = ib_day_start(datetime.now(UTC), ZoneInfo(endpoint.time_zone))
+
+        cancelled_in_books: list[int] = []
 
         def work(rec: Recorder) -> set[str]:
-            resolved = rec.resolve_unknown(endpoint.address, endpoint.client_id)
+            resolved = rec.resolve_unknown(endpoint.address, endpoint.client_id, day_began)
+            cancelled_in_books[:] = [o.ib_order_id for o in resolved if o.ib_order_id]
             return {o.run_id for o in resolved if rec.all_done(o.run_id)}
 
         self._runs_done(await self._commit(work))
+        # IB said nothing of these orders, yet one may have been in flight while IB answered:
+        # cancel at IB too, never only in our books (IB answers 10147 for an id it never saw).
+        for order_id in cancelled_in_books:
+            log.info("cancelling IB order %d at IB as well: IB reported nothing of it", order_id)
+            try:
+                await session.cancel_order(order_id)
+            except ConnectionError as exc:
+                log.error("could not cancel IB order %d at IB (%s): it is cancelled in our books only; "
+                          "check it in TWS", order_id, exc)

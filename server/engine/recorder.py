@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from execgw.server.db.models import (
@@ -27,6 +28,7 @@ from execgw.server.db.models import (
 )
 from execgw.server.engine import state
 from execgw.server.ib import events as ib
+from execgw.server.ib.error_codes import NOT_CONNECTED_CODE, OrderErrorKind, classify_order_error
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ def order_status_payload(
         "status": f"ORDER_STATUS_{order.status}",
         "previous_status": f"ORDER_STATUS_{previous}",
         "filled_quantity": order.filled_qty,
-        "remaining_quantity": max(order.quantity - order.filled_qty, 0.0),
+        "remaining_quantity": float(max(state.as_shares(order.quantity) - state.as_shares(order.filled_qty), 0)),
         "ib_perm_id": order.ib_perm_id or 0,
         "ib_status": ib_status,
         "reason": reason or "",
@@ -67,7 +69,9 @@ class Recorder:
         self._runs: dict[str, TradeRun] = {}
         self._fills: dict[str, TradeFill | None] = {}
         self._current_by_base: dict[tuple[int, str], TradeFill | None] = {}
-        self._totals: dict[int, list[float]] = {}  # order id → [filled qty, notional] of current fills
+        self._totals: dict[int, list[Decimal]] = {}  # order id → [shares, notional] of current fills
+        # Orders IB reported alive after we had taken an unknown error code for a refusal.
+        self.revived: list[TradeOrder] = []
 
     # -- the event log ------------------------------------------------------------------------
 
@@ -132,8 +136,11 @@ class Recorder:
     def find_order(
         self, *, order_ref: str, perm_id: int, endpoint: str, client_id: int, order_id: int
     ) -> TradeOrder | None:
-        """By orderRef, then permId, then IB order id: orderStatus carries no orderRef, and an
-        order id alone is ambiguous across endpoints, client ids and rolled-back Gateways."""
+        """By orderRef, then permId, then IB order id, and only among the orders this gateway
+        placed through that endpoint and client id. orderStatus carries no orderRef; an order id
+        alone is ambiguous across endpoints, client ids and rolled-back Gateways; and an orderRef
+        is not unique at IB: another API client or a TWS user may use the same one (IB shows their
+        orders to the master client id and in reqCompletedOrders)."""
         lookups: list[tuple[tuple[object, ...], Any]] = []
         if order_ref:
             lookups.append((("ref", order_ref), TradeOrder.client_order_id == order_ref))
@@ -154,6 +161,10 @@ class Recorder:
                 order = self.session.scalar(select(TradeOrder).where(condition))
             if order is not None:
                 self._remember(order)
+                if not _placed_by(order, endpoint=endpoint, client_id=client_id, order_id=order_id, perm_id=perm_id):
+                    log.info("IB report for orderRef %r permId %d from client id %d is not our order %s; ignored",
+                             order_ref, perm_id, client_id, order.client_order_id)
+                    return None
                 return order
         return None
 
@@ -219,9 +230,17 @@ class Recorder:
         if report.perm_id > 0 and order.ib_perm_id != report.perm_id:
             self._set_perm_id(order, report.perm_id)
         order.last_status_ts = naive_utc(report.received_at)
+        current = OrderStatus(order.status)
+        if current == OrderStatus.REJECTED and report.ib_status in state.ALIVE_IB_STATES and _refused_by_unknown_code(order):
+            # We took an error code we do not know for a refusal; IB now says the order works.
+            log.warning("%s: IB reports %s after an unclassified error (%s); the order is working",
+                        order.client_order_id, report.ib_status, order.rejected_reason)
+            order.rejected_reason = None
+            current = OrderStatus.SUBMITTED
+            self.revived.append(order)
         new_status = state.status_from_ib(
-            OrderStatus(order.status), report.ib_status, order.filled_qty, order.quantity,
-            rejected=order.status == OrderStatus.REJECTED,
+            current, report.ib_status, order.filled_qty, order.quantity,
+            rejected=current == OrderStatus.REJECTED,
         )
         reason = order.rejected_reason if new_status in (OrderStatus.CANCELLED, OrderStatus.REJECTED) else None
         self.set_order_status(order, new_status, report.ib_status, reason, report.received_at)
@@ -255,32 +274,23 @@ class Recorder:
             )
         corrected = self._current_by_base[base_key]
         totals = self._fill_totals(order)
+        if corrected is not None and _version(execution.exec_id) < _version(corrected.exec_id):
+            # The original arriving after its correction (a replay, a reconnect): it is history,
+            # stored as replaced by the correction we hold, and counts for nothing.
+            return self._store_replaced(order, execution, corrected)
         if corrected is not None:
             corrected.superseded_by = execution.exec_id
-            totals[0] -= corrected.filled_qty
-            totals[1] -= corrected.filled_qty * corrected.price
-        fill = TradeFill(
-            order_id=order.id,
-            exec_id=execution.exec_id,
-            exec_base=execution.exec_base,
-            filled_qty=execution.shares,
-            price=execution.price,
-            trade_time=naive_utc(execution.trade_time),
-            currency=execution.currency or None,
-            exchange=execution.exchange or None,
-            side=execution.side or None,
-            account=execution.account or None,
-            ib_perm_id=execution.perm_id or None,
-            raw_payload=_json_safe(asdict(execution)),
-        )
+            totals[0] -= state.as_shares(corrected.filled_qty)
+            totals[1] -= state.as_shares(corrected.filled_qty) * Decimal(repr(float(corrected.price)))
+        fill = self._fill_row(order, execution)
         self.session.add(fill)
         self._fills[fill.exec_id] = fill
         self._current_by_base[base_key] = fill
-        totals[0] += fill.filled_qty
-        totals[1] += fill.filled_qty * fill.price
+        totals[0] += state.as_shares(fill.filled_qty)
+        totals[1] += state.as_shares(fill.filled_qty) * Decimal(repr(float(fill.price)))
         # Filled quantity and average price come from the current (not superseded) executions.
-        order.filled_qty = totals[0]
-        order.avg_fill_price = totals[1] / totals[0] if totals[0] > state.QTY_EPSILON else None
+        order.filled_qty = float(totals[0])
+        order.avg_fill_price = float(totals[1] / totals[0]) if totals[0] > 0 else None
         run = self.run_of(order)
         self.emit(
             run,
@@ -306,18 +316,55 @@ class Recorder:
         self.set_order_status(order, new_status, "execution", None, execution.received_at)
         return fill
 
-    def _fill_totals(self, order: TradeOrder) -> list[float]:
-        """[quantity, notional] of the order's current executions: summed by the database once
-        per transaction, then kept up to date as this transaction adds fills."""
+    def _store_replaced(self, order: TradeOrder, execution: ib.ExecutionReport, current: TradeFill) -> TradeFill:
+        fill = self._fill_row(order, execution)
+        fill.superseded_by = current.exec_id
+        self.session.add(fill)
+        self._fills[fill.exec_id] = fill
+        self.emit(
+            self.run_of(order),
+            EventKind.FILL,
+            {
+                "client_order_id": order.client_order_id,
+                "fill": fill_payload(fill),
+                "corrects_exec_id": "",
+                "order_filled_quantity": order.filled_qty,
+                "order_avg_fill_price": order.avg_fill_price or 0.0,
+            },
+            order=order,
+            ib_time=execution.trade_time or execution.received_at,
+        )
+        return fill
+
+    def _fill_row(self, order: TradeOrder, execution: ib.ExecutionReport) -> TradeFill:
+        return TradeFill(
+            order_id=order.id,
+            exec_id=execution.exec_id,
+            exec_base=execution.exec_base,
+            filled_qty=execution.shares,
+            price=execution.price,
+            trade_time=naive_utc(execution.trade_time),
+            currency=execution.currency or None,
+            exchange=execution.exchange or None,
+            side=execution.side or None,
+            account=execution.account or None,
+            ib_perm_id=execution.perm_id or None,
+            raw_payload=_json_safe(asdict(execution)),
+        )
+
+    def _fill_totals(self, order: TradeOrder) -> list[Decimal]:
+        """[shares, notional] of the order's current executions, exact: read once per
+        transaction, then kept up to date as this transaction adds fills."""
         totals = self._totals.get(order.id)
         if totals is None:
-            qty, notional = self.session.execute(
-                select(
-                    func.coalesce(func.sum(TradeFill.filled_qty), 0.0),
-                    func.coalesce(func.sum(TradeFill.filled_qty * TradeFill.price), 0.0),
-                ).where(TradeFill.order_id == order.id, TradeFill.superseded_by.is_(None))
-            ).one()
-            totals = self._totals[order.id] = [float(qty), float(notional)]
+            totals = [Decimal(0), Decimal(0)]
+            for qty, price in self.session.execute(
+                select(TradeFill.filled_qty, TradeFill.price)
+                .where(TradeFill.order_id == order.id, TradeFill.superseded_by.is_(None))
+            ):
+                totals[0] += state.as_shares(qty)
+                totals[1] += state.as_shares(qty) * Decimal(repr(float(price)))
+            self._totals[order.id] = totals
         return totals
 
     def merge_commission(self, report: ib.CommissionReport) -> bool:
@@ -347,11 +394,10 @@ class Recorder:
         return True
 
     def apply_error(self, error: ib.IbError) -> TradeOrder | None:
-        """Order-level errors: rejections and IB's cancel confirmation. Others change nothing."""
+        """An error addressed to one of our order ids. Warnings and answers to our cancels leave
+        the order as it is; 202 cancels it; any other code ends it REJECTED now, not at the run's
+        deadline (most refusals come with no order status at all)."""
         if error.req_id <= 0:
-            return None
-        rejecting = error.code in state.REJECTING_ERROR_CODES
-        if not rejecting and error.code not in (state.ORDER_CANCELLED_CODE, state.NOT_CONNECTED_CODE):
             return None
         order = self.find_order(
             order_ref="", perm_id=0, endpoint=error.endpoint, client_id=error.client_id, order_id=error.req_id
@@ -360,18 +406,24 @@ class Recorder:
             return None
         reason = f"IB {error.code}: {error.message}"
         current = OrderStatus(order.status)
-        if error.code == state.NOT_CONNECTED_CODE:
+        if error.code == NOT_CONNECTED_CODE:
             # ibapi refused to write the order to a socket that had just closed; whether an earlier
             # attempt reached IB is for reconciliation by orderRef to tell.
             if current == OrderStatus.PENDING_SUBMIT:
                 self.set_order_status(order, OrderStatus.UNKNOWN, f"error {error.code}", reason, error.received_at)
-        elif rejecting:
-            order.rejected_reason = reason
-            if current != OrderStatus.FILLED:
-                self.set_order_status(order, OrderStatus.REJECTED, f"error {error.code}", reason, error.received_at)
-        elif current not in (OrderStatus.FILLED, OrderStatus.REJECTED):
-            order.rejected_reason = reason
-            self.set_order_status(order, OrderStatus.CANCELLED, f"error {error.code}", reason, error.received_at)
+            return order
+        kind = classify_order_error(error.code)
+        if kind in (OrderErrorKind.WARNING, OrderErrorKind.CANCEL_ANSWER):
+            return order
+        if kind == OrderErrorKind.CANCELLED:
+            if current not in (OrderStatus.FILLED, OrderStatus.REJECTED):
+                order.rejected_reason = reason
+                self.set_order_status(order, OrderStatus.CANCELLED, f"error {error.code}", reason, error.received_at)
+            return order
+        if current in state.DONE_STATES:
+            return order  # already settled; a fill arriving later still corrects it
+        order.rejected_reason = reason
+        self.set_order_status(order, OrderStatus.REJECTED, f"error {error.code}", reason, error.received_at)
         return order
 
     # -- the gateway's own decisions about orders ------------------------------------------------
@@ -393,9 +445,13 @@ class Recorder:
             if OrderStatus(order.status) not in state.DONE_STATES:
                 self.set_order_status(order, OrderStatus.UNKNOWN, why, why)
 
-    def resolve_unknown(self, endpoint: str, client_id: int) -> list[TradeOrder]:
+    def resolve_unknown(self, endpoint: str, client_id: int, ib_day_began: datetime) -> list[TradeOrder]:
         """After a complete reconciliation, an UNKNOWN order IB reported nothing about never
-        reached IB: it is cancelled in our books, and never sent again."""
+        reached IB: it is cancelled in our books, and never sent again.
+
+        Only if IB's answer covers it: IB reports executions and completed orders of its current
+        day only, so silence about an order created before that day began proves nothing. Such an
+        order stays UNKNOWN, with the reason, until IB reports it or an operator settles it."""
         orders = list(self.session.scalars(
             select(TradeOrder).where(
                 TradeOrder.status == OrderStatus.UNKNOWN.value,
@@ -403,10 +459,23 @@ class Recorder:
                 TradeOrder.ib_client_id == client_id,
             )
         ))
+        began = naive_utc(ib_day_began)
+        resolved = []
         for order in orders:
+            if began is not None and order.created_at is not None and order.created_at < began:
+                if not order.rejected_reason:
+                    log.warning("%s stays UNKNOWN: created %sZ, before IB's current day began (%sZ); IB's "
+                                "reconciliation cannot tell whether it reached IB", order.client_order_id,
+                                order.created_at.isoformat(timespec="seconds"), began.isoformat(timespec="seconds"))
+                    order.rejected_reason = (
+                        "created before IB's current day began, which IB's reports no longer cover: "
+                        "check it in TWS / Account Management, then settle it"
+                    )
+                continue
             self.cancel_in_books(order, "reconciliation",
                                  "IB has no record of this order after reconciliation: it never reached IB")
-        return orders
+            resolved.append(order)
+        return resolved
 
     def all_done(self, run_id: str) -> bool:
         """The run is RUNNING and none of its orders can change without us acting."""
@@ -477,3 +546,32 @@ def fill_payload(fill: TradeFill) -> dict[str, Any]:
 
 def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()}
+
+
+def _version(exec_id: str) -> tuple[int, str]:
+    """The correction number: IB's exec id ends in .01 for the original, .02 for its first
+    correction, and so on."""
+    last = exec_id.rpartition(".")[2]
+    return (int(last), "") if last.isdigit() else (-1, last)
+
+
+def _placed_by(order: TradeOrder, *, endpoint: str, client_id: int, order_id: int, perm_id: int) -> bool:
+    """Whether a report (which found `order` by orderRef, permId or order id) is about it.
+
+    Reports name the IB client that placed the order, except completedOrder (and openOrder for a
+    TWS user's order), which carry neither an order id nor a client id: those count only when
+    they carry the permId we already hold for the order, never by orderRef alone."""
+    if order.ib_endpoint != endpoint:
+        return False
+    if order.ib_perm_id and perm_id > 0 and order.ib_perm_id != perm_id:
+        return False
+    if order_id > 0 or client_id > 0:
+        return order.ib_client_id == client_id
+    return bool(order.ib_perm_id) and order.ib_perm_id == perm_id
+
+
+def _refused_by_unknown_code(order: TradeOrder) -> bool:
+    """The order was REJECTED on an error code this gateway does not classify (reason 'IB <code>: ...')."""
+    reason = order.rejected_reason or ""
+    head = reason[3:].split(":", 1)[0] if reason.startswith("IB ") else ""
+    return head.isdigit() and classify_order_error(int(head)) == OrderErrorKind.UNKNOWN

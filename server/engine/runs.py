@@ -16,6 +16,15 @@ class ModeNotConfigured(Exception):
     pass
 
 
+class EndpointReadOnly(Exception):
+    """TWS / IB Gateway of this mode runs with its "Read-Only API" setting: orders are refused."""
+
+    def __init__(self, mode: str, ib_message: str) -> None:
+        super().__init__(mode)
+        self.mode = mode
+        self.ib_message = ib_message
+
+
 class DatabaseUnavailable(Exception):
     """The database is not taking writes; IB's events are held until it is back."""
 

@@ -6,34 +6,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from execgw.server.db.models import OrderStatus, RunStatus
 
-# Quantities are doubles; a fill within this of the order's quantity completes it.
-QTY_EPSILON = 1e-9
+
+def as_shares(value: float) -> Decimal:
+    """A share quantity as the exact decimal it was written as. Quantities travel as doubles
+    (IB's wire, our columns); comparing them as decimals means 0.1 + 0.2 shares is 0.3, and
+    no tolerance can let 1e-9 shares pass for a filled order."""
+    return Decimal(repr(float(value)))
+
 
 # States IB will not move an order out of by itself. INACTIVE is left out on purpose: IB reports
 # Inactive for orders it may still work later (e.g. held for a locate).
 DONE_STATES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
 
 _WORKING_IB_STATES = frozenset({"PendingSubmit", "ApiPending", "PreSubmitted", "Submitted"})
+ALIVE_IB_STATES = frozenset({"PreSubmitted", "Submitted"})  # IB holds the order and works it
 _CANCELLED_IB_STATES = frozenset({"Cancelled", "ApiCancelled", "PendingCancel"})
 
-# Error codes that mean IB refused the order outright (IB follows most with Inactive).
-REJECTING_ERROR_CODES = frozenset({103, 110, 200, 201, 203, 321})
-ORDER_CANCELLED_CODE = 202
-NOT_CONNECTED_CODE = 504  # ibapi's own "Not connected", reported per order id
+
+def is_filled(filled_qty: float, ordered: float) -> bool:
+    return as_shares(filled_qty) >= as_shares(ordered)
 
 
-def is_filled(filled_qty: float, quantity: float) -> bool:
-    return filled_qty + QTY_EPSILON >= quantity
-
-
-def working_status(filled_qty: float, quantity: float) -> OrderStatus:
+def working_status(filled_qty: float, ordered: float) -> OrderStatus:
     """The state of an order IB is working, from the executions we hold."""
-    if is_filled(filled_qty, quantity):
+    if is_filled(filled_qty, ordered):
         return OrderStatus.FILLED
-    if filled_qty > QTY_EPSILON:
+    if as_shares(filled_qty) > 0:
         return OrderStatus.PARTIALLY_FILLED
     return OrderStatus.SUBMITTED
 
@@ -77,7 +79,7 @@ class OrderOutcome:
 def run_status(orders: Sequence[OrderOutcome], cancelled_by_caller: bool) -> tuple[RunStatus, str]:
     """A finished run's status and the reason that names each order that did not fill, and why."""
     filled = [o for o in orders if is_filled(o.filled_qty, o.quantity)]
-    touched = [o for o in orders if o.filled_qty > QTY_EPSILON]
+    touched = [o for o in orders if as_shares(o.filled_qty) > 0]
     missing = [o for o in orders if not is_filled(o.filled_qty, o.quantity)]
     reason = "; ".join(_describe(o) for o in missing)
     if len(filled) == len(orders):

@@ -5,8 +5,11 @@ Every test runs on SQLite and on MariaDB (the `database_url` fixture)."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from execgw.server.db.models import OrderStatus, RunStatus
 from execgw.v1 import execution_pb2 as pb
@@ -185,3 +188,43 @@ def test_live_runs_go_to_the_live_endpoint_only_when_enabled(start_gateway):
         assert run.orders[0].fills[0].account == "U7654321"
     finally:
         live_tws.stop()
+
+
+def test_a_cancel_refused_while_ib_is_away_leaves_the_run_to_its_deadline(start_gateway, eventually):
+    """CancelRun answered UNAVAILABLE changed nothing: the run is not the caller's cancellation."""
+    live = start_gateway({"default": {"outcome": "rest"}})
+    run_id = live.submit(live.order("r"), deadline=6).run.run_id
+    live.sim.wait_for_order(f"{live.prefix}-r", timeout=10, status="Submitted")
+    live.sim.refuse_connections(2.0)
+    health = health_pb2_grpc.HealthStub(live.channel)
+    eventually(lambda: health.Check(health_pb2.HealthCheckRequest(service="execgw.ib.paper"), timeout=2).status
+               == health_pb2.HealthCheckResponse.NOT_SERVING, what="IB paper down")
+    with pytest.raises(grpc.RpcError) as refused:
+        live.stub.CancelRun(pb.CancelRunRequest(run_id=run_id), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+    events = live.watch(run_id)
+    assert events[-1].run_status.final
+    assert events[-1].run_status.status == pb.RUN_STATUS_FAILED
+    assert "cancelled by the caller" not in events[-1].run_status.reason
+
+
+def test_an_unexpected_failure_while_sending_leaves_no_order_pending(start_gateway, monkeypatch):
+    """The sender meets an error it does not know: that order is UNKNOWN (it may have gone out),
+    the rest are withdrawn unsent, and the run still ends."""
+    from execgw.server.ib.session import IBSession
+
+    live = start_gateway()
+    real_place = IBSession.place_market_order
+
+    async def place_or_break(self: IBSession, order: Any, still_wanted: Any = None) -> None:
+        if order.order_ref.endswith("-b"):
+            raise RuntimeError("a bug in the sending path")
+        await real_place(self, order, still_wanted)
+
+    monkeypatch.setattr(IBSession, "place_market_order", place_or_break)
+    run, _ = live.run_to_end(live.order("a"), live.order("b"), live.order("c"), deadline=3)
+    statuses = {o.client_order_id.rsplit("-", 1)[1]: o.status for o in live.orders(run.run_id)}
+    assert statuses == {"a": "FILLED", "b": "UNKNOWN", "c": "CANCELLED"}
+    assert run.status == pb.RUN_STATUS_PARTIAL
+    assert not [o for o in live.sim.orders() if o.order_ref == f"{live.prefix}-c"], "withdrawn orders are never sent"

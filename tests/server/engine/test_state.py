@@ -69,3 +69,15 @@ def test_nothing_filled_is_failed_or_cancelled_when_the_caller_cancelled():
     assert run_status(orders, True)[0] == R.CANCELLED
     # Something filled before the caller's cancel: that is a partial run, not a cancelled one.
     assert run_status([outcome("a", S.CANCELLED, 2)], True)[0] == R.PARTIAL
+
+
+def test_an_order_is_filled_only_when_its_executions_reach_its_quantity_exactly():
+    """No float tolerance: an order of 1e-9 shares with nothing executed is not filled."""
+    from execgw.server.engine.state import is_filled, working_status
+
+    assert not is_filled(0.0, 1e-9)
+    assert not is_filled(0.0, 5e-324)
+    assert not is_filled(99.99999999, 100)
+    assert is_filled(100.0, 100)
+    assert working_status(0.0, 1e-9) == S.SUBMITTED
+    assert run_status([OrderOutcome("tiny", S.SUBMITTED, 1e-9, 0.0, None)], False)[0] == R.FAILED

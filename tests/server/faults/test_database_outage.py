@@ -7,8 +7,10 @@ that stopping it touches nothing else."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -85,9 +87,11 @@ def mariadb(tmp_path, mysql_server_url, free_port):  # mysql_server_url: fails i
 
 
 @pytest.mark.parametrize("held", [100_000, 3], ids=["held", "over-the-bound"])
-def test_a_database_outage_mid_run_holds_ib_events_and_loses_nothing(mariadb, test_timings, held):
+def test_a_database_outage_mid_run_holds_ib_events_and_loses_nothing(mariadb, test_timings, held, caplog):
     """Within the bound the held events are written when the database returns; past it the
-    gateway drops what IB sends, refuses new runs, and recovers the rest by reconciling."""
+    gateway drops what IB sends, refuses new runs, and recovers the rest by reconciling. A
+    watcher that keeps reading through the outage receives nothing until the database is back."""
+    caplog.set_level(logging.INFO, logger="execgw")
     sim = SimulatorThread(scenario=Scenario.from_dict({"default": {"fills": 10, "fill_interval": 0.3}}))
     sim.start()
     gateway = GatewayThread(
@@ -100,13 +104,24 @@ def test_a_database_outage_mid_run_holds_ib_events_and_loses_nothing(mariadb, te
         run_id = stub.SubmitRun(pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=[
             pb.OrderSpec(client_order_id="outage-1", symbol="AAPL", side=pb.ORDER_SIDE_BUY, quantity=100),
         ]), timeout=10).run.run_id
+        arrivals: list[tuple[float, pb.RunEvent]] = []
+
+        def keep_watching() -> None:
+            for message in stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=90):
+                if message.HasField("event"):
+                    arrivals.append((time.monotonic(), message.event))
+
+        watcher = threading.Thread(target=keep_watching, daemon=True)
+        watcher.start()
         seen = []
         for message in stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=60):
             if message.HasField("event"):
                 seen.append(message.event)
                 if sum(e.HasField("fill") for e in seen) == 2:
                     break
+        stopping_at = time.monotonic()
         mariadb.stop()
+        stopped_at = time.monotonic()
         time.sleep(1.5)  # fills keep coming from IB while the database is down
         with pytest.raises(grpc.RpcError) as refused:
             stub.SubmitRun(pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=[
@@ -114,6 +129,7 @@ def test_a_database_outage_mid_run_holds_ib_events_and_loses_nothing(mariadb, te
             ]), timeout=10)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "outage-2" not in [o.order_ref for o in sim.orders()]
+        restarting_at = time.monotonic()
         mariadb.start()
         for message in stub.WatchRun(pb.WatchRunRequest(run_id=run_id, after_sequence=seen[-1].sequence), timeout=60):
             if message.HasField("event"):
@@ -125,6 +141,14 @@ def test_a_database_outage_mid_run_holds_ib_events_and_loses_nothing(mariadb, te
         assert sorted(f.exec_id for f in run.orders[0].fills) == truth and len(truth) == 10
         assert run.orders[0].filled_quantity == 100
         assert all(f.HasField("commission") for f in run.orders[0].fills)
+
+        watcher.join(30)
+        assert [e.sequence for _, e in arrivals] == [e.sequence for e in seen], "the live watcher saw every event"
+        during = [e.sequence for at, e in arrivals if stopped_at + 0.5 < at < restarting_at]
+        assert during == [], f"events {during} reached a watcher while the database was down"
+        assert any(at < stopping_at for at, _ in arrivals) and any(at > restarting_at for at, _ in arrivals)
+        dropped = any("dropping IB's reports" in r.getMessage() for r in caplog.records)
+        assert dropped == (held == 3), "reports are dropped past the bound, and only then"
     finally:
         channel.close()
         gateway.stop()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -153,19 +154,23 @@ def test_sigkill_between_writing_orders_and_sending_them(world, database_url):
     prefix = uuid.uuid4().hex[:8]
     run_id = stub.SubmitRun(pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=orders(prefix, 3)),
                             timeout=10).run.run_id
-    gateway.kill()  # orders 2 and 3 are written with their IB ids but still wait for the pacer
+    sim.wait_for_order(f"{prefix}-0", timeout=10)
+    gateway.kill()  # orders 1 and 2 are written with their IB ids but still wait for the pacer
     channel.close()
+    assert [o.order_ref for o in sim.orders() if o.order_ref.startswith(prefix)] == [f"{prefix}-0"], (
+        "the kill came before the pacer let order 1 out"
+    )
     gateway.start(EXECGW_PACING_PER_SECOND="45")
     run = wait_for_run_end(database_url, run_id)
     _, rows, _, _ = db_state(database_url, run_id)
-    received = {o.order_ref for o in sim.orders()}
-    assert f"{prefix}-2" not in received
-    for row in rows:
-        if row.client_order_id in received:
-            assert row.status == "FILLED"
-        else:
-            assert row.status == "CANCELLED" and "never reached IB" in row.rejected_reason
-    assert run.status in ("PARTIAL", "FAILED")
+    assert [o.order_ref for o in sim.orders() if o.order_ref.startswith(prefix)] == [f"{prefix}-0"], (
+        "an order written before the crash was sent after it"
+    )
+    statuses = {row.client_order_id: (row.status, row.rejected_reason or "") for row in rows}
+    assert statuses[f"{prefix}-0"][0] == "FILLED"
+    for late in (f"{prefix}-1", f"{prefix}-2"):
+        assert statuses[late][0] == "CANCELLED" and "never reached IB" in statuses[late][1]
+    assert run.status == "PARTIAL"
     assert_matches_simulator(database_url, sim, run_id)
 
 
@@ -222,3 +227,42 @@ def test_sigterm_during_a_run_then_restart_completes_it_and_a_watcher_resumes(wo
     _, _, _, sequences = db_state(database_url, run_id)
     assert [e.sequence for e in seen] == sequences
     assert_matches_simulator(database_url, sim, run_id)
+
+
+def test_an_order_from_before_ibs_day_stays_unknown_after_a_restart(world, database_url):
+    """reqExecutions and reqCompletedOrders answer for IB's current day only: IB's silence about
+    an order placed before that day began proves nothing, so it is never concluded "never
+    reached IB"; an order of today that IB does not know is."""
+    sim, gateway = world({"default": {"outcome": "rest"}})
+    gateway.start()
+    channel, stub = gateway.stub()
+    prefix = uuid.uuid4().hex[:8]
+    request = pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=orders(prefix, 2))
+    request.deadline.FromTimedelta(timedelta(seconds=8))
+    run_id = stub.SubmitRun(request, timeout=10).run.run_id
+    for i in range(2):
+        sim.wait_for_order(f"{prefix}-{i}", timeout=10, status="Submitted")
+    gateway.kill()
+    channel.close()
+
+    # Order 0 was placed yesterday as far as our books go; then IB's day rolls over, and with it
+    # the day's orders expire and drop out of what IB reports.
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as s, s.begin():
+            row = s.scalars(select(TradeOrder).where(TradeOrder.client_order_id == f"{prefix}-0")).one()
+            row.created_at = row.created_at - timedelta(days=1)
+    finally:
+        engine.dispose()
+    sim.new_day()
+
+    gateway.start()
+    run = wait_for_run_end(database_url, run_id)
+    _, rows, fills, _ = db_state(database_url, run_id)
+    by_ref = {r.client_order_id: r for r in rows}
+    yesterday, today = by_ref[f"{prefix}-0"], by_ref[f"{prefix}-1"]
+    assert yesterday.status == "UNKNOWN"
+    assert "before IB's current day" in (yesterday.rejected_reason or "")
+    assert today.status == "CANCELLED" and "never reached IB" in (today.rejected_reason or "")
+    assert f"{prefix}-0 UNKNOWN" in (run.status_reason or "")
+    assert fills == []
