@@ -14,9 +14,10 @@ import signal
 from datetime import timedelta
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from execgw.server.api.health import HealthWithReasons
 from execgw.server.api.service import ExecutionService, ServiceLimits
 from execgw.server.config import Settings, split_host_port
 from execgw.server.db.engine import display_url, make_engine, resolve_database_url
@@ -47,7 +48,7 @@ class Gateway:
         self.port: int = 0
         self.simulator: Simulator | None = None
         self._server: grpc.aio.Server | None = None
-        self._health = health.aio.HealthServicer()
+        self._health = HealthWithReasons()
         self.engine: ExecutionEngine | None = None
         self.store: Store | None = None
         self.bus = EventBus(settings.watcher_queue_events)
@@ -103,10 +104,10 @@ class Gateway:
             host, port = split_host_port(settings.ib_paper)
         else:
             host, port = "127.0.0.1", await self._start_simulator()
-        endpoints.append(Endpoint("paper", host, port, settings.ib_client_id))
+        endpoints.append(Endpoint("paper", host, port, settings.ib_client_id, settings.ib_time_zone))
         if settings.ib_live and settings.live_enabled:
             host, port = split_host_port(settings.ib_live)
-            endpoints.append(Endpoint("live", host, port, settings.ib_client_id))
+            endpoints.append(Endpoint("live", host, port, settings.ib_client_id, settings.ib_time_zone))
         elif settings.ib_live:
             log.warning("ib_live is set but live_enabled is false: live runs are refused")
         return endpoints
@@ -119,11 +120,18 @@ class Gateway:
         return port
 
     def _endpoint_health(self, mode: str, connected: bool) -> None:
-        asyncio.get_running_loop().create_task(self._set_health(endpoint_health_name(mode), connected))
+        reason = ""
+        if not connected and self.engine is not None:
+            read_only = self.engine.read_only.get(mode)
+            if read_only is not None:
+                reason = ("TWS / IB Gateway has 'Read-Only API' on (Global Configuration > API > Settings); "
+                          f"IB said: {read_only}")
+            else:
+                reason = "IB endpoint not connected, or cut off from IB's servers (1100)"
+        asyncio.get_running_loop().create_task(self._set_health(endpoint_health_name(mode), connected, reason))
 
-    async def _set_health(self, name: str, serving: bool) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        await self._health.set(name, status)
+    async def _set_health(self, name: str, serving: bool, reason: str = "") -> None:
+        await self._health.set_with_reason(name, serving, reason)
 
     async def wait_connected(self, timeout: float = 15.0) -> bool:
         assert self.engine is not None

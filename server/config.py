@@ -17,6 +17,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from execgw.server.ib.times import validate_zone_name
+
 
 def split_host_port(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
@@ -50,6 +52,10 @@ class Settings(BaseSettings):
     reconcile_timeout_seconds: float = Field(15.0, gt=0, description="how long IB may take to answer a reconciliation")
     commission_grace_seconds: float = Field(3.0, ge=0, description="how long a run's end waits for commissions")
     sim_account: str = Field("DU1234567", description="account of the built-in simulator")
+    ib_time_zone: str = Field(
+        "America/New_York",
+        description="IANA zone of the TWS / IB Gateway login: execution times without a zone are in it",
+    )
 
     @field_validator("listen", "ib_paper", "ib_live")
     @classmethod
@@ -57,6 +63,12 @@ class Settings(BaseSettings):
         if value is not None:
             split_host_port(value)
         return value
+
+    @field_validator("ib_time_zone")
+    @classmethod
+    def _iana_zone(cls, value: str) -> str:
+        # Refused at start-up: a wrong zone would shift every stored trade_time by hours.
+        return validate_zone_name(value)
 
     @classmethod
     def settings_customise_sources(

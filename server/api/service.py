@@ -21,6 +21,7 @@ from execgw.server.engine.engine import ExecutionEngine
 from execgw.server.engine.runs import (
     ClientOrderIdConflict,
     DatabaseUnavailable,
+    EndpointReadOnly,
     ModeNotConfigured,
     NotConnected,
     RunNotFound,
@@ -84,6 +85,15 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,
                 f"IB {run_request.mode} endpoint is not connected; nothing was written or sent, retry later",
+            )
+            raise
+        except EndpointReadOnly as read_only:
+            await abort_precondition(
+                context, grpc.StatusCode.FAILED_PRECONDITION, f"ib.{read_only.mode}",
+                f"TWS / IB Gateway for {read_only.mode} trading has its 'Read-Only API' setting on",
+                f"IB {read_only.mode} endpoint is in Read-Only API mode: uncheck 'Read-Only API' in TWS / IB "
+                f"Gateway (Global Configuration > API > Settings); nothing was written or sent. "
+                f"IB said: {read_only.ib_message}",
             )
             raise
         except (DatabaseUnavailable, OperationalError, InterfaceError) as exc:
