@@ -33,6 +33,9 @@ from execgw.server.ib.endpoint import Endpoint
 from execgw.server.ib.ids import OrderIdAllocator
 from execgw.server.ib.pacing import Pacer
 from execgw.server.ib.wrapper import CallbackTranslator
+from execgw.server.ib.writer import MaybeSent, NotSent, SocketWriter
+
+__all__ = ["IBSession", "MarketOrder", "MaybeSent", "NotSent", "Withdrawn"]
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +60,15 @@ class ConnectFailed(Exception):
     pass
 
 
-class NotSent(ConnectionError):
-    """The socket was down before the message was written: IB certainly did not get it."""
-
-
 class Withdrawn(Exception):
     """The caller no longer wanted the message when its turn came: it was not sent."""
 
 
 IB_LINK_LOST = 1100
 IB_LINK_CODES = frozenset({1100, 1101, 1102})
+
+
+REQUEST_IDS_START = 2_000_000_000
 
 
 class IBSession:
@@ -94,7 +96,10 @@ class IBSession:
         self._closed: asyncio.Event = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
-        self._next_req_id = 1_000_000
+        # IB answers a request's error with the request id where an order's error carries the
+        # order id: request ids live far above any order id an account reaches (ids are int32).
+        self._next_req_id = REQUEST_IDS_START
+        self._writer = SocketWriter(f"ibapi-writer-{endpoint.mode}")
         self._generation = 0
         self._connected = False
         self._link_ok = True
@@ -128,6 +133,7 @@ class IBSession:
             except asyncio.CancelledError:
                 pass
         await self._disconnect()
+        self._writer.close()
 
     async def _supervise(self) -> None:
         while not self._stopping:
@@ -167,12 +173,14 @@ class IBSession:
         self._connected = False
         self._link_ok = True
         translator = CallbackTranslator(
-            self.endpoint, lambda event: loop.call_soon_threadsafe(self._deliver, generation, event)
+            self.endpoint, lambda event: loop.call_soon_threadsafe(self._deliver, generation, event),
+            claims_error=self._writer.claims_error,
         )
         client = EClient(translator)
         await self._handshake(client, deadline)
         if not client.isConnected():
             raise ConnectFailed(translator.last_error or "connection refused")
+        self._writer.watch(client)
         self._client = client
         thread = threading.Thread(
             target=self._run_reader, args=(client, translator), name="ibapi-reader", daemon=True
@@ -289,8 +297,10 @@ class IBSession:
     # -- requests (paced) --------------------------------------------------------------------
 
     async def _send(
-        self, action: Callable[[EClient], None], still_wanted: Callable[[], bool] | None = None
+        self, action: Callable[[EClient], None], what: str, still_wanted: Callable[[], bool] | None = None
     ) -> None:
+        """Paced, then written on the session's writer thread. Raises Withdrawn (not wanted any
+        more), NotSent (certainly not sent) or MaybeSent (the write failed part-way)."""
         if still_wanted is not None and not still_wanted():
             raise Withdrawn
         await self._pacer.acquire()
@@ -299,8 +309,16 @@ class IBSession:
             raise Withdrawn
         client = self._client
         if client is None or not client.isConnected():
-            raise NotSent(f"IB {self.endpoint.mode} is not connected")
-        action(client)
+            raise NotSent(f"{what}: IB {self.endpoint.mode} is not connected")
+        try:
+            await self._writer.send(client, action, what)
+        except MaybeSent:
+            # Part of a message may be on the wire: TWS would misread everything after it.
+            # Drop the socket; the reconnect reconciles whatever this message did.
+            if self._client is client:
+                log.error("IB %s: a write failed part-way; dropping the connection", self.endpoint.mode)
+                await self._disconnect()
+            raise
 
     async def place_market_order(self, order: MarketOrder, still_wanted: Callable[[], bool] | None = None) -> None:
         contract = Contract()
@@ -323,10 +341,12 @@ class IBSession:
         for attribute in ("eTradeOnly", "firmQuoteOnly"):
             if hasattr(ib_order, attribute):
                 setattr(ib_order, attribute, False)
-        await self._send(lambda c: c.placeOrder(order.order_id, contract, ib_order), still_wanted)
+        await self._send(
+            lambda c: c.placeOrder(order.order_id, contract, ib_order), f"order {order.order_id}", still_wanted
+        )
 
     async def cancel_order(self, order_id: int) -> None:
-        await self._send(lambda c: _cancel_order(c, order_id))
+        await self._send(lambda c: _cancel_order(c, order_id), f"cancel of order {order_id}")
 
     def new_request_id(self) -> int:
         self._next_req_id += 1
@@ -338,13 +358,13 @@ class IBSession:
         exec_filter = ExecutionFilter()
         exec_filter.clientId = self.endpoint.client_id
         exec_filter.symbol = symbol
-        await self._send(lambda c: c.reqExecutions(req_id, exec_filter))
+        await self._send(lambda c: c.reqExecutions(req_id, exec_filter), f"reqExecutions {req_id}")
 
     async def request_open_orders(self) -> None:
-        await self._send(lambda c: c.reqOpenOrders())
+        await self._send(lambda c: c.reqOpenOrders(), "reqOpenOrders")
 
     async def request_completed_orders(self) -> None:
-        await self._send(lambda c: c.reqCompletedOrders(True))
+        await self._send(lambda c: c.reqCompletedOrders(True), "reqCompletedOrders")
 
 
 def utc_now() -> datetime:

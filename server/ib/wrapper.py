@@ -46,8 +46,16 @@ def _error_fields(args: tuple[Any, ...]) -> tuple[int, str, str]:
 
 
 class CallbackTranslator(EWrapper):
-    def __init__(self, endpoint: Endpoint, deliver: Callable[[ev.IbEvent], None]) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        deliver: Callable[[ev.IbEvent], None],
+        claims_error: Callable[[int, str], bool] | None = None,
+    ) -> None:
         super().__init__()
+        # ibapi's own verdict on a send (504 not connected, 512 send failed) belongs to the
+        # sender, not to the order's history: see `execgw.server.ib.writer`.
+        self._claims_error = claims_error
         self._address = endpoint.address
         self._client_id = endpoint.client_id
         # Execution times without a zone are in the TWS login zone (validated at start-up).
@@ -78,6 +86,8 @@ class CallbackTranslator(EWrapper):
         """ibapi 9.81 `error(reqId, errorCode, errorString)`, 10.x `error(reqId, errorTime,
         errorCode, errorString, advancedOrderRejectJson="")`; see `_error_fields`."""
         code, message, reject_json = _error_fields(args)
+        if self._claims_error is not None and self._claims_error(code, message):
+            return
         if reject_json:
             log.info("IB %s error %d for %d carries advancedOrderRejectJson %s", self._address, code, reqId,
                      reject_json)
