@@ -4,30 +4,26 @@ never a second order."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
-
 from execgw.server.db.models import TradeOrder, TradeRun
 from execgw.server.engine.runs import ClientOrderIdConflict
 from execgw.server.engine.validation import OrderRequest, RunRequest
 
 
-def existing_run(session: Session, request: RunRequest) -> TradeRun | None:
+def existing_run(holding: list[TradeRun], request: RunRequest) -> TradeRun | None:
     """The run these client_order_ids already belong to, if the request repeats it exactly;
-    None if none of them is known; ClientOrderIdConflict otherwise."""
+    None if none of them is known; ClientOrderIdConflict otherwise. `holding` are the stored
+    runs (with their orders) that hold any of the request's client_order_ids."""
     wanted = {o.client_order_id: o for o in request.orders}
-    found = list(session.scalars(select(TradeOrder).where(TradeOrder.client_order_id.in_(wanted))))
-    if not found:
+    if not holding:
         return None
-    first = found[0]
-    if len({o.run_id for o in found}) > 1:
-        raise ClientOrderIdConflict(first.client_order_id, "belongs to another run")
-    run = session.scalar(select(TradeRun).where(TradeRun.id == first.run_id).options(selectinload(TradeRun.orders)))
-    assert run is not None, "trade_orders.run_id is a foreign key"
+    if len(holding) > 1:
+        taken = next(o.client_order_id for o in holding[0].orders if o.client_order_id in wanted)
+        raise ClientOrderIdConflict(taken, "belongs to another run")
+    run = holding[0]
     stored = {o.client_order_id: o for o in run.orders}
     for client_order_id in wanted:
         if client_order_id not in stored:
-            taken = next(iter(stored))
+            taken = next(c for c in wanted if c in stored)
             raise ClientOrderIdConflict(taken, f"is already in run {run.id}, which has no {client_order_id!r}")
     for client_order_id, order in stored.items():
         spec = wanted.get(client_order_id)

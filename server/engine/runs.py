@@ -58,7 +58,7 @@ class CancelOutcome:
 
 
 @dataclass
-class RunClock:
+class OpenRun:
     """What the engine keeps about an open run; forgotten when the run finishes."""
 
     timer: asyncio.TimerHandle | None = None

@@ -18,8 +18,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from execgw.server.db.engine import make_session_factory
-from execgw.server.db.models import TradeEvent, TradeOrder, TradeRun
+from execgw.server.db.models import OrderStatus, RunStatus, TradeEvent, TradeFill, TradeOrder, TradeRun
 from execgw.server.engine.recorder import Recorder
+from execgw.server.engine.state import DONE_STATES
 
 T = TypeVar("T")
 
@@ -139,5 +140,61 @@ class Store:
                 )
             )
             return int(value or 0)
+
+        return await self.read(query)
+
+    # -- queries the engine needs -----------------------------------------------------------------
+
+    async def runs_holding(self, client_order_ids: list[str]) -> list[TradeRun]:
+        """The runs (with their orders) that hold any of these client_order_ids."""
+
+        def query(session: Session) -> list[TradeRun]:
+            run_ids = select(TradeOrder.run_id).where(TradeOrder.client_order_id.in_(client_order_ids))
+            return list(session.scalars(
+                select(TradeRun).where(TradeRun.id.in_(run_ids)).options(selectinload(TradeRun.orders))
+            ))
+
+        return await self.read(query)
+
+    async def open_runs(self) -> list[tuple[str, datetime | None]]:
+        """(run id, deadline) of every run still RUNNING."""
+
+        def query(session: Session) -> list[tuple[str, datetime | None]]:
+            rows = session.execute(
+                select(TradeRun.id, TradeRun.deadline_at).where(TradeRun.status == RunStatus.RUNNING.value)
+            )
+            return [(row[0], row[1]) for row in rows]
+
+        return await self.read(query)
+
+    async def unfinished_orders(self, run_ids: list[str]) -> list[int]:
+        """Row ids of these runs' orders that are not in a final state."""
+
+        def query(session: Session) -> list[int]:
+            return list(session.scalars(
+                select(TradeOrder.id).where(
+                    TradeOrder.run_id.in_(run_ids), TradeOrder.status.not_in([s.value for s in DONE_STATES])
+                )
+            ))
+
+        return await self.read(query)
+
+    async def all_orders_done(self, run_id: str) -> bool:
+        def query(session: Session) -> bool:
+            statuses = session.scalars(select(TradeOrder.status).where(TradeOrder.run_id == run_id))
+            return all(OrderStatus(s) in DONE_STATES for s in statuses)
+
+        return await self.read(query)
+
+    async def all_fills_charged(self, run_id: str) -> bool:
+        """Whether every current fill of the run has its commission."""
+
+        def query(session: Session) -> bool:
+            return session.scalar(
+                select(TradeFill.id)
+                .join(TradeOrder, TradeFill.order_id == TradeOrder.id)
+                .where(TradeOrder.run_id == run_id, TradeFill.commission.is_(None), TradeFill.superseded_by.is_(None))
+                .limit(1)
+            ) is None
 
         return await self.read(query)
