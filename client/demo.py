@@ -19,6 +19,7 @@ from execgw.client.client import ExecGwClient
 from execgw.client.orders import Order, new_client_order_id
 from execgw.client.progress import RunProgress, follow_run
 from execgw.client.render import make_console, run_view, submit_view
+from execgw.server.db.engine import display_url
 from execgw.server.embedded import GatewayStartError, GatewayThread
 from execgw.sim import Scenario, SimulatorThread
 
@@ -81,7 +82,7 @@ def _demo(kept_database_url: str | None) -> int:
             ib_live=None, live_enabled=False,
         ) as gateway:
             console.print(f"gateway on {gateway.target}, IB paper = simulator on 127.0.0.1:{simulator.port}, "
-                          f"database {kept_database_url or '(temporary)'}", style="dim", soft_wrap=True)
+                          f"database {display_url(kept_database_url) if kept_database_url else '(temporary)'}", style="dim", soft_wrap=True)
             with ExecGwClient(gateway.target) as client:
                 result = client.submit(sample_orders(), submitted_by="execgw demo")
                 console.print(submit_view(result))

@@ -12,28 +12,44 @@ import asyncio
 import logging
 import signal
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy.engine import URL
 
 from execgw.server.api.health import HealthWithReasons
 from execgw.server.api.service import ExecutionService, ServiceLimits
+from execgw.server.api.watch_limits import server_options
 from execgw.server.config import Settings, split_host_port
 from execgw.server.db.engine import display_url, make_engine, resolve_database_url
 from execgw.server.db.migrations import upgrade
+from execgw.server.db.secrets import password_from, with_password
 from execgw.server.engine.bus import EventBus
 from execgw.server.engine.engine import ExecutionEngine
 from execgw.server.engine.runs import EngineTimings
 from execgw.server.engine.store import Store
+from execgw.server.engine.tasks import TaskSupervisor
+from execgw.server.engine.validation import OrderRules
 from execgw.server.ib.endpoint import Endpoint
 from execgw.server.ib.session import IBSession
-from execgw.sim.simulator import Simulator
 from execgw.v1 import execution_pb2, execution_pb2_grpc
+
+if TYPE_CHECKING:  # the simulator is imported only when the embedded default starts it
+    from execgw.sim.simulator import Simulator
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = execution_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name
+
+
+def database_url_of(settings: Settings) -> str | URL:
+    """The database URL with the password from EXECGW_DATABASE_PASSWORD or its file merged in;
+    it stays in memory and is shown only through `display_url`."""
+    secret = settings.database_password.get_secret_value() if settings.database_password else None
+    password = password_from(secret, settings.database_password_file)
+    return with_password(resolve_database_url(settings.database_url), password)
 
 
 def endpoint_health_name(mode: str) -> str:
@@ -52,13 +68,14 @@ class Gateway:
         self.engine: ExecutionEngine | None = None
         self.store: Store | None = None
         self.bus = EventBus(settings.watcher_queue_events)
+        self._tasks = TaskSupervisor()
 
     async def start(self) -> int:
         settings = self.settings
-        database_url = resolve_database_url(settings.database_url)
+        database_url = database_url_of(settings)
         log.info("database %s", display_url(database_url))
         await asyncio.get_running_loop().run_in_executor(None, upgrade, database_url)
-        self.store = Store(make_engine(database_url))
+        self.store = Store(make_engine(database_url, timeout_seconds=settings.database_timeout_seconds))
         timings = self.timings or EngineTimings(
             cancel_wait=settings.cancel_wait_seconds,
             reconcile_timeout=settings.reconcile_timeout_seconds,
@@ -74,12 +91,19 @@ class Gateway:
             await self._set_health(endpoint_health_name(mode), False)
         await self.engine.start()
 
-        server = grpc.aio.server()
+        server = grpc.aio.server(options=server_options(settings.max_watch_streams))
         limits = ServiceLimits(
             max_orders_per_run=settings.max_orders_per_run,
             default_deadline=timedelta(seconds=settings.default_deadline_seconds),
             max_deadline=timedelta(seconds=settings.max_deadline_seconds),
             heartbeat_seconds=settings.heartbeat_seconds,
+            order_rules=OrderRules(
+                max_quantity=settings.max_order_quantity,
+                currencies=settings.stock_currencies,
+                exchanges=settings.stock_exchanges,
+            ),
+            max_watch_streams=settings.max_watch_streams,
+            max_watch_streams_per_caller=settings.max_watch_streams_per_caller,
         )
         execution_pb2_grpc.add_ExecutionServiceServicer_to_server(
             ExecutionService(self.engine, self.store, self.bus, limits), server
@@ -113,6 +137,8 @@ class Gateway:
         return endpoints
 
     async def _start_simulator(self) -> int:
+        from execgw.sim.simulator import Simulator
+
         simulator = Simulator(accounts=[self.settings.sim_account])
         port = await simulator.start("127.0.0.1", 0)
         self.simulator = simulator
@@ -128,7 +154,8 @@ class Gateway:
                           f"IB said: {read_only}")
             else:
                 reason = "IB endpoint not connected, or cut off from IB's servers (1100)"
-        asyncio.get_running_loop().create_task(self._set_health(endpoint_health_name(mode), connected, reason))
+        # Owned: a failure to update health is logged, and shutdown waits for the update.
+        self._tasks.spawn(self._set_health(endpoint_health_name(mode), connected, reason), f"health-{mode}")
 
     async def _set_health(self, name: str, serving: bool, reason: str = "") -> None:
         await self._health.set_with_reason(name, serving, reason)
@@ -147,6 +174,7 @@ class Gateway:
             await self._server.stop(grace)
         if self.engine is not None:
             await self.engine.stop()
+        await self._tasks.stop()
         if self.store is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.store.close)
         if self.simulator is not None:

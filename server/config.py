@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,6 +17,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from execgw.server.engine.validation import DEFAULT_CURRENCIES, DEFAULT_EXCHANGES, DEFAULT_MAX_ORDER_QUANTITY
 from execgw.server.ib.times import validate_zone_name
 
 
@@ -28,10 +29,21 @@ def split_host_port(value: str) -> tuple[str, int]:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EXECGW_", extra="forbid")
+    # hide_input_in_errors: a refused value is never echoed, since it may be a URL with a password.
+    model_config = SettingsConfigDict(env_prefix="EXECGW_", extra="forbid", hide_input_in_errors=True)
 
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL; unset means the embedded SQLite file ./execgw-data/execgw.sqlite3"
+        None, repr=False,
+        description="SQLAlchemy URL; unset means the embedded SQLite file ./execgw-data/execgw.sqlite3",
+    )
+    database_password: SecretStr | None = Field(
+        None, description="database password merged into database_url (EXECGW_DATABASE_PASSWORD); keeps it off `ps`"
+    )
+    database_password_file: Path | None = Field(
+        None, description="file holding the database password (EXECGW_DATABASE_PASSWORD_FILE)"
+    )
+    database_timeout_seconds: float = Field(
+        5.0, gt=0, description="connect, read and write timeout for MySQL: a hung server becomes an outage"
     )
     listen: str = Field("127.0.0.1:50051", description="host:port the gRPC server binds")
     ib_paper: str | None = Field(
@@ -42,11 +54,26 @@ class Settings(BaseSettings):
     ib_client_id: int = Field(1, ge=0, description="IB API client id the gateway connects with")
     pacing_per_second: int = Field(45, ge=1, le=49, description="outgoing IB messages per second (IB allows 50)")
     max_orders_per_run: int = Field(100, ge=1)
+    # At most 10^9: with 4 decimals a quantity then has fewer than 15 digits, exact in a double.
+    max_order_quantity: float = Field(
+        DEFAULT_MAX_ORDER_QUANTITY, ge=0.0001, le=1_000_000_000, description="largest quantity of one order, in shares"
+    )
+    stock_currencies: tuple[str, ...] = Field(
+        DEFAULT_CURRENCIES, min_length=1, description="currencies an order may name (IB's codes)"
+    )
+    stock_exchanges: tuple[str, ...] = Field(
+        DEFAULT_EXCHANGES, min_length=1,
+        description="exchanges an order may route to (IB's codes, SMART = IB's router); the rest are primary exchanges",
+    )
     default_deadline_seconds: float = Field(60.0, gt=0)
     max_deadline_seconds: float = Field(3600.0, gt=0)
     heartbeat_seconds: float = Field(10.0, gt=0, description="WatchRun heartbeat when a stream is quiet")
     watcher_queue_events: int = Field(
         20_000, ge=1, description="events a watcher may lag behind before its stream ends with 'resume'"
+    )
+    max_watch_streams: int = Field(1000, ge=1, description="open WatchRun streams, all callers together")
+    max_watch_streams_per_caller: int = Field(
+        100, ge=1, description="open WatchRun streams of one caller (TLS identity, else peer address)"
     )
     cancel_wait_seconds: float = Field(10.0, gt=0, description="how long a run's end waits for IB to answer cancels")
     reconcile_timeout_seconds: float = Field(15.0, gt=0, description="how long IB may take to answer a reconciliation")
@@ -63,6 +90,12 @@ class Settings(BaseSettings):
         if value is not None:
             split_host_port(value)
         return value
+
+    @field_validator("stock_currencies", "stock_exchanges")
+    @classmethod
+    def _ib_codes(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
+        # Orders are upper-cased before they are compared with these.
+        return tuple(code.strip().upper() for code in codes if code.strip())
 
     @field_validator("ib_time_zone")
     @classmethod

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from execgw.server.app import serve
 from execgw.server.config import load_settings
+from execgw.server.db.secrets import PASSWORD_ENV, PASSWORD_FILE_ENV, DatabasePasswordError, carries_password
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--config", type=Path, help="TOML file with settings (keys as in the README table)")
     parser.add_argument("--listen", help="host:port to serve gRPC on (EXECGW_LISTEN)")
-    parser.add_argument("--database-url", help="SQLAlchemy URL (EXECGW_DATABASE_URL)")
+    parser.add_argument(
+        "--database-url",
+        help="SQLAlchemy URL (EXECGW_DATABASE_URL); keep the password out of it, a flag is visible to `ps`",
+    )
+    parser.add_argument(
+        "--database-password-file", type=Path, metavar="FILE",
+        help=f"file holding the database password (EXECGW_DATABASE_PASSWORD_FILE; or {PASSWORD_ENV})",
+    )
     parser.add_argument("--ib-paper", help="host:port of the paper TWS/IB Gateway (EXECGW_IB_PAPER)")
     parser.add_argument("--ib-live", help="host:port of the live TWS/IB Gateway (EXECGW_IB_LIVE)")
     parser.add_argument("--ib-client-id", type=int, help="IB API client id (EXECGW_IB_CLIENT_ID)")
@@ -44,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
             args.config,
             listen=args.listen,
             database_url=args.database_url,
+            database_password_file=args.database_password_file,
             ib_paper=args.ib_paper,
             ib_live=args.ib_live,
             ib_client_id=args.ib_client_id,
@@ -52,5 +61,12 @@ def run(args: argparse.Namespace) -> int:
     except (ValidationError, FileNotFoundError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
-    asyncio.run(serve(settings))
+    if args.database_url and carries_password(args.database_url):
+        log.warning("the database password in --database-url is visible to every local user (ps); give it in "
+                    "%s or a file (%s, --database-password-file) instead", PASSWORD_ENV, PASSWORD_FILE_ENV)
+    try:
+        asyncio.run(serve(settings))
+    except DatabasePasswordError as exc:
+        log.error("invalid configuration: %s", exc)
+        return 2
     return 0

@@ -10,11 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import grpc
+from google.protobuf import any_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from execgw.server.api import convert
 from execgw.server.api.errors import abort_bad_request, abort_precondition
+from execgw.server.api.watch_limits import TooManyStreams, WatchSlot, WatchSlots, caller_of
 from execgw.server.db.models import RunStatus
 from execgw.server.engine.bus import EventBus, Subscription
 from execgw.server.engine.engine import ExecutionEngine
@@ -27,7 +31,14 @@ from execgw.server.engine.runs import (
     RunNotFound,
 )
 from execgw.server.engine.store import Store, StoredEvent
-from execgw.server.engine.validation import OrderRequest, Violation, validate_run
+from execgw.server.engine.validation import (
+    DEFAULT_RULES,
+    OrderRequest,
+    OrderRules,
+    Violation,
+    validate_run,
+    validate_run_id,
+)
 from execgw.v1 import execution_pb2 as pb
 from execgw.v1 import execution_pb2_grpc as pb_grpc
 
@@ -43,7 +54,10 @@ class ServiceLimits:
     max_orders_per_run: int = 100
     default_deadline: timedelta = timedelta(seconds=60)
     max_deadline: timedelta = timedelta(hours=1)
+    order_rules: OrderRules = DEFAULT_RULES  # quantity, currency and exchange limits of one order
     heartbeat_seconds: float = 10.0
+    max_watch_streams: int = 1000
+    max_watch_streams_per_caller: int = 100
 
 
 class ExecutionService(pb_grpc.ExecutionServiceServicer):
@@ -52,22 +66,23 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         self._store = store
         self._bus = bus
         self._limits = limits
+        self._watch_slots = WatchSlots(limits.max_watch_streams, limits.max_watch_streams_per_caller)
 
     # -- SubmitRun -----------------------------------------------------------------------------
 
     async def SubmitRun(
         self, request: pb.SubmitRunRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitRunResponse:
-        deadline = request.deadline.ToTimedelta() if request.HasField("deadline") else None
         run_request, violations = validate_run(
             mode=convert.MODE_FROM_PROTO.get(request.mode, ""),
             account=request.account,
             orders=[_raw_order(o) for o in request.orders],
-            deadline=deadline,
+            deadline=_requested_deadline(request),
             submitted_by=request.submitted_by or context.peer() or "",
             max_orders=self._limits.max_orders_per_run,
             default_deadline=self._limits.default_deadline,
             max_deadline=self._limits.max_deadline,
+            rules=self._limits.order_rules,
         )
         if run_request is None:
             await abort_bad_request(context, violations)
@@ -169,15 +184,21 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         await self._require_run_id(request.run_id, context)
         if request.after_sequence < 0:
             await abort_bad_request(context, [Violation("after_sequence", "must be 0 or positive")])
+        slot = await self._take_watch_slot(context)
         # Subscribe before reading the database: an event committed in between is then in both,
         # and the sequence check below drops the second copy. Nothing falls between the two.
         subscription = self._bus.subscribe(request.run_id)
+        last = request.after_sequence
         try:
             progress = await self._store.run_progress(request.run_id)
             if progress is None:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"run_id: no run {request.run_id!r}")
                 return
-            last = request.after_sequence
+            if request.after_sequence > progress[1]:
+                # Every sequence a watcher received was committed first, so it cannot be beyond the
+                # run's last one. Served live, such a stream would skip every event up to it,
+                # the final status included, and never end.
+                await _abort_beyond_last_sequence(context, request.after_sequence, progress[1])
             while True:
                 # Replay from the database: the first time, and whenever live delivery has a gap.
                 while True:
@@ -202,8 +223,24 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
                         return
                 else:
                     return
+        except (asyncio.CancelledError, GeneratorExit):
+            # gRPC ends a stream this way when the client cancelled, its deadline passed or the
+            # connection broke; the client then sees CANCELLED or DEADLINE_EXCEEDED. Said here,
+            # else such resets go unexplained.
+            log.info("WatchRun %s for %s ended by gRPC after sequence %d: %s", request.run_id, slot.caller,
+                     last, _why_cancelled(context))
+            raise
         finally:
+            slot.release()
             self._bus.unsubscribe(subscription)
+
+    async def _take_watch_slot(self, context: grpc.aio.ServicerContext) -> WatchSlot:
+        try:
+            return self._watch_slots.take(caller_of(context))
+        except TooManyStreams as refused:
+            log.warning("WatchRun refused: %s", refused)
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(refused))
+            raise
 
     async def _live(
         self, subscription: Subscription, last: int, context: grpc.aio.ServicerContext
@@ -236,8 +273,42 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         return progress is not None and progress[0] != RunStatus.RUNNING.value and progress[1] <= last
 
     async def _require_run_id(self, run_id: str, context: grpc.aio.ServicerContext) -> None:
-        if not run_id:
-            await abort_bad_request(context, [Violation("run_id", "required")])
+        """Only the canonical form SubmitRun returned: the engine knows a run by that exact string."""
+        violations = validate_run_id(run_id)
+        if violations:
+            await abort_bad_request(context, violations)
+
+
+async def _abort_beyond_last_sequence(context: grpc.aio.ServicerContext, after: int, last: int) -> None:
+    """OUT_OF_RANGE (like reading past the end of a file) with a BadRequest naming the field."""
+    violation = error_details_pb2.BadRequest.FieldViolation(
+        field="after_sequence",
+        description=f"{after} is beyond the run's last sequence {last}; resume from the last sequence received",
+    )
+    packed = any_pb2.Any()
+    packed.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
+    status = status_pb2.Status(
+        code=code_pb2.OUT_OF_RANGE, message=f"after_sequence: {violation.description}", details=[packed]
+    )
+    await context.abort_with_status(rpc_status.to_status(status))
+
+
+def _why_cancelled(context: grpc.aio.ServicerContext) -> str:
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return "the client's deadline passed"
+    return "the client cancelled or its connection was lost"
+
+
+def _requested_deadline(request: pb.SubmitRunRequest) -> timedelta | None:
+    if not request.HasField("deadline"):
+        return None
+    try:
+        return request.deadline.ToTimedelta()
+    except OverflowError:
+        # Beyond a timedelta (about 2.7 million years; int64 seconds reach much further): clamped,
+        # so validation refuses it as too long, or as not positive, like any deadline out of range.
+        return timedelta.max if request.deadline.seconds > 0 else timedelta.min
 
 
 def _raw_order(order: pb.OrderSpec) -> OrderRequest:

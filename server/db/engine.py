@@ -15,11 +15,22 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from .secrets import masked_url
+
 DATABASE_URL_ENV = "EXECGW_DATABASE_URL"
 
 # pymysql holds idle connections that MySQL closes after wait_timeout (8 h by default) and that
 # proxies and NAT close much sooner; recycle well before either.
 MYSQL_POOL_RECYCLE_SECONDS = 1800
+# Without read/write timeouts pymysql waits for ever on a server that accepts bytes but never
+# answers (a SIGSTOPped or wedged mysqld, a half-dead network path): the writer then holds IB's
+# reports without bound and nobody learns that the database is gone. With them a hung server
+# raises OperationalError 2013 / 2006 / 2003, which `faults.is_outage` takes for an outage.
+DEFAULT_DATABASE_TIMEOUT_SECONDS = 5.0
+# Connections the gateway needs at once: the writer, the readers, the watchers' readers, and a
+# few for start-up and the CLI-like reads. Above SQLAlchemy's 5 so that no thread of the store
+# waits for a connection another pool's thread holds.
+MYSQL_POOL_SIZE = 12
 # How long a SQLite writer waits for another's lock before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -37,8 +48,9 @@ def resolve_database_url(explicit: str | None = None) -> str:
 
 
 def display_url(url: str | URL) -> str:
-    """The URL with its password masked: the only form of a URL that may be logged or printed."""
-    return make_url(url).render_as_string(hide_password=True)
+    """The URL with its password masked, in the user part and in the query: the only form of a
+    URL that may be logged or printed."""
+    return masked_url(url)
 
 
 def is_sqlite(url: str | URL) -> bool:
@@ -49,13 +61,16 @@ def is_mysql(url: str | URL) -> bool:
     return make_url(url).get_backend_name() in ("mysql", "mariadb")
 
 
-def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
-    """An engine set up for the gateway's use of ``url`` (MySQL/MariaDB or SQLite)."""
+def make_engine(
+    url: str | URL, *, echo: bool = False, timeout_seconds: float = DEFAULT_DATABASE_TIMEOUT_SECONDS
+) -> Engine:
+    """An engine set up for the gateway's use of ``url`` (MySQL/MariaDB or SQLite).
+    ``timeout_seconds`` bounds connecting to, reading from and writing to a MySQL server."""
     parsed = make_url(url)
     if is_sqlite(parsed):
         return _make_sqlite_engine(parsed, echo=echo)
     if is_mysql(parsed):
-        return _make_mysql_engine(parsed, echo=echo)
+        return _make_mysql_engine(parsed, echo=echo, timeout_seconds=timeout_seconds)
     raise ValueError(f"unsupported database {display_url(parsed)}: use mysql+pymysql:// or sqlite://")
 
 
@@ -65,7 +80,7 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def _make_mysql_engine(url: URL, *, echo: bool) -> Engine:
+def _make_mysql_engine(url: URL, *, echo: bool, timeout_seconds: float) -> Engine:
     if "charset" not in url.query:
         # IB sends symbol descriptions and error texts outside latin1; the tables are utf8mb4.
         url = url.update_query_dict({"charset": "utf8mb4"})
@@ -75,14 +90,22 @@ def _make_mysql_engine(url: URL, *, echo: bool) -> Engine:
         # A connection dropped while idle must not fail the first write after a quiet night.
         pool_pre_ping=True,
         pool_recycle=MYSQL_POOL_RECYCLE_SECONDS,
+        pool_size=MYSQL_POOL_SIZE,
         # Each state change commits with its event row; READ COMMITTED lets readers (WatchRun
         # replay, listings) see those commits at once instead of a REPEATABLE READ snapshot, and
         # avoids InnoDB's gap locks between concurrent writers.
         isolation_level="READ COMMITTED",
         # The columns hold naive UTC, and the seed's DEFAULT/ON UPDATE CURRENT_TIMESTAMP follows the
         # session time zone, which is the server's local time unless set.
-        connect_args={"init_command": "SET time_zone = '+00:00'"},
+        connect_args={"init_command": "SET time_zone = '+00:00'", **_timeouts(url, timeout_seconds)},
     )
+
+
+def _timeouts(url: URL, seconds: float) -> dict[str, float]:
+    # pymysql takes whole seconds for connect_timeout, fractions for the socket timeouts. A
+    # timeout given in the URL's query wins: connect_args would otherwise override it.
+    wanted = {"connect_timeout": max(1, round(seconds)), "read_timeout": seconds, "write_timeout": seconds}
+    return {key: value for key, value in wanted.items() if key not in url.query}
 
 
 def _make_sqlite_engine(url: URL, *, echo: bool) -> Engine:

@@ -36,6 +36,7 @@ SQLITE_MODELS_MIGRATION = "sqlite:models"
 # Two gateways (or a gateway and an operator) upgrading at once would interleave DDL.
 _UPGRADE_LOCK = "execgw.schema_upgrade"
 _UPGRADE_LOCK_TIMEOUT_SECONDS = 300
+UPGRADE_TIMEOUT_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def discover_migrations(root: Path | None = None) -> list[Migration]:
 
 def upgrade(url: str | URL, *, root: Path | None = None) -> list[str]:
     """Bring the database at ``url`` to the current schema; return the names of what was applied."""
-    engine = make_engine(url)
+    # DDL on a big table may run for minutes: the serving read/write timeout does not apply.
+    engine = make_engine(url, timeout_seconds=UPGRADE_TIMEOUT_SECONDS)
     try:
         if is_sqlite(url):
             return _upgrade_sqlite(engine.connect())

@@ -41,6 +41,12 @@ DateTime6: TypeEngine[datetime] = DateTime().with_variant(mysql.DATETIME(fsp=6),
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigIntegerPK: TypeEngine[int] = BigInteger().with_variant(Integer(), "sqlite")
 
+# A run id compares exactly on MySQL too (utf8mb4_bin, patch 20261127), as on SQLite and in the
+# engine: under the table collation an upper-cased run id found a run the engine did not know.
+RunId: TypeEngine[str] = String(36).with_variant(
+    mysql.VARCHAR(36, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+)
+
 # Every table is InnoDB/utf8mb4 on MySQL, as the SQL files say, so a schema created from the
 # models (tests, tools) has the same engine and collation as one created by the migrations.
 _MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
@@ -126,7 +132,7 @@ class TradeRun(Base):
         _MYSQL_TABLE,
     )
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    id: Mapped[str] = mapped_column(RunId, primary_key=True)
     mode: Mapped[str] = mapped_column(String(8), nullable=False)
     account: Mapped[str | None] = mapped_column(String(32), nullable=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False)
@@ -159,7 +165,7 @@ class TradeOrder(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("trade_runs.id", name="fk_trade_orders_run"), nullable=False
+        RunId, ForeignKey("trade_runs.id", name="fk_trade_orders_run"), nullable=False
     )
     # Case-sensitive on MySQL too (utf8mb4_bin, patch 20261125): an idempotency key is exact.
     client_order_id: Mapped[str] = mapped_column(
@@ -250,7 +256,7 @@ class TradeEvent(Base):
 
     id: Mapped[int] = mapped_column(BigIntegerPK, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("trade_runs.id", name="fk_trade_events_run"), nullable=False
+        RunId, ForeignKey("trade_runs.id", name="fk_trade_events_run"), nullable=False
     )
     sequence: Mapped[int] = mapped_column(Integer, nullable=False)
     kind: Mapped[str] = mapped_column(String(32), nullable=False)

@@ -142,6 +142,9 @@ class ExecutionEngine:
         session = self.sessions.get(request.mode)
         if session is None:
             raise ModeNotConfigured(request.mode)
+        if not self._reports.database_ok:
+            # Known down (or hung): answer at once rather than after the reads below time out.
+            raise DatabaseUnavailable("the database is not taking writes; IB events are held")
         existing = await self._existing_run(request)
         if existing is not None:
             return existing, True

@@ -1,5 +1,7 @@
 """The store: the one place that writes. Blocking SQLAlchemy work runs off the event loop,
-writes on a single thread (so the per-run sequence needs no locking), reads on a small pool.
+writes on a single thread (so the per-run sequence needs no locking), reads on a small pool, and
+the watchers' reads (WatchRun replays) on a pool of their own: thousands of streams catching up
+at once then queue behind each other, never in front of a SubmitRun's reads.
 
 Every write returns the events it committed; the caller publishes them only after that.
 """
@@ -46,11 +48,12 @@ class StoredEvent:
 
 
 class Store:
-    def __init__(self, engine: Engine, *, readers: int = 4) -> None:
+    def __init__(self, engine: Engine, *, readers: int = 4, watch_readers: int = 2) -> None:
         self.engine = engine
         self._sessions = make_session_factory(engine)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="execgw-writer")
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="execgw-reader")
+        self._watch_readers = ThreadPoolExecutor(watch_readers, thread_name_prefix="execgw-watch-reader")
 
     async def write(self, work: Callable[[Recorder], T]) -> tuple[T, list[StoredEvent]]:
         """Runs `work` in one transaction on the writer thread; returns its result and the
@@ -68,11 +71,18 @@ class Store:
         return await self._run(self._writer, transaction)
 
     async def read(self, work: Callable[[Session], T]) -> T:
+        return await self._run(self._readers, self._query(work))
+
+    async def watch_read(self, work: Callable[[Session], T]) -> T:
+        """A read for a WatchRun stream, on the watchers' own pool."""
+        return await self._run(self._watch_readers, self._query(work))
+
+    def _query(self, work: Callable[[Session], T]) -> Callable[[], T]:
         def query() -> T:
             with self._sessions() as session:
                 return work(session)
 
-        return await self._run(self._readers, query)
+        return query
 
     async def _run(self, pool: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -83,6 +93,7 @@ class Store:
         """Lets in-flight writes finish, then releases the connections."""
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
+        self._watch_readers.shutdown(wait=True)
         self.engine.dispose()
 
     # -- queries the API needs ------------------------------------------------------------------
@@ -110,7 +121,7 @@ class Store:
         return await self.read(query)
 
     async def run_progress(self, run_id: str) -> tuple[str, int] | None:
-        """(status, last_sequence) of a run, or None if there is no such run."""
+        """(status, last_sequence) of a run, or None if there is no such run. (A watcher's read.)"""
 
         def query(session: Session) -> tuple[str, int] | None:
             row = session.execute(
@@ -118,9 +129,10 @@ class Store:
             ).one_or_none()
             return None if row is None else (row[0], row[1])
 
-        return await self.read(query)
+        return await self.watch_read(query)
 
     async def events_after(self, run_id: str, after_sequence: int, limit: int) -> list[StoredEvent]:
+        """Up to `limit` stored events of a run after a sequence, in order. (A watcher's read.)"""
         def query(session: Session) -> list[StoredEvent]:
             rows = session.scalars(
                 select(TradeEvent)
@@ -130,7 +142,7 @@ class Store:
             )
             return [StoredEvent.of(row) for row in rows]
 
-        return await self.read(query)
+        return await self.watch_read(query)
 
     async def max_ib_order_id(self, endpoint: str, client_id: int) -> int:
         def query(session: Session) -> int:

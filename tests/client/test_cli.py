@@ -129,15 +129,19 @@ def test_cancel_reports_each_order_and_watch_ends_cancelled(execgw: Run, scenari
 def test_refused_request_lists_the_fields(execgw: Run, gateway: GatewayThread) -> None:
     result = execgw("submit", "--target", gateway.target, "BUY:AAPL:0", "SELL:MSFT:-1")
     assert result.code == 1 and result.out == ""
-    assert result.err.strip() == ("error: request refused: orders[0].quantity: must be positive and finite; "
-                                  "orders[1].quantity: must be positive and finite")
+    accepted = "shares from 0.0001 to 100000 in steps of 0.0001 (at most 4 decimals)"
+    assert result.err.strip() == (f"error: request refused: orders[0].quantity: {accepted}; got 0.0; "
+                                  f"orders[1].quantity: {accepted}; got -1.0")
 
 
-@pytest.mark.parametrize("argv", [("run", "no-such-run"), ("watch", "no-such-run"), ("cancel", "no-such-run")])
+NO_SUCH_RUN = "3f2b8c1e-9d4a-4e7b-8a6f-1c2d3e4f5a6b"  # well formed, and no run has it
+
+
+@pytest.mark.parametrize("argv", [("run", NO_SUCH_RUN), ("watch", NO_SUCH_RUN), ("cancel", NO_SUCH_RUN)])
 def test_unknown_run(execgw: Run, gateway: GatewayThread, argv: tuple[str, ...]) -> None:
     result = execgw(*argv, "--target", gateway.target)
     assert result.code == 1
-    assert result.err.strip() == "error: not found: run_id: no run 'no-such-run'"
+    assert result.err.strip() == f"error: not found: run_id: no run '{NO_SUCH_RUN}'"
 
 
 def test_bad_order_argument_is_one_line(execgw: Run) -> None:

@@ -78,9 +78,9 @@ def test_resubmit_with_the_same_ids_returns_the_existing_run(client: ExecGwClien
 
 def test_unknown_run_is_not_found(client: ExecGwClient) -> None:
     with pytest.raises(NotFound):
-        client.get("no-such-run")
+        client.get("3f2b8c1e-9d4a-4e7b-8a6f-1c2d3e4f5a6b")
     with pytest.raises(NotFound):
-        list(client.watch("no-such-run"))
+        list(client.watch("3f2b8c1e-9d4a-4e7b-8a6f-1c2d3e4f5a6b"))
 
 
 def test_cancel_reports_each_order(client: ExecGwClient) -> None:

@@ -33,3 +33,28 @@ def test_bad_values_are_refused_with_the_setting_named(tmp_path, monkeypatch):
         load_settings(config)
     with pytest.raises(FileNotFoundError):
         load_settings(tmp_path / "missing.toml")
+
+
+def test_database_password_and_url_never_show_in_settings_or_their_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXECGW_DATABASE_URL", "mysql+pymysql://execgw:pw-in-url@db/execgw")
+    monkeypatch.setenv("EXECGW_DATABASE_PASSWORD", "pw-in-env")
+    monkeypatch.setenv("EXECGW_DATABASE_PASSWORD_FILE", str(tmp_path / "pw"))
+    settings = load_settings()
+    assert settings.database_password.get_secret_value() == "pw-in-env"
+    assert settings.database_password_file == tmp_path / "pw"
+    assert "pw-in" not in repr(settings) and "pw-in" not in str(settings)
+    monkeypatch.setenv("EXECGW_DATABASE_URL", "mysql+pymysql://execgw:pw-in-url@db/execgw?password=pw-in-query")
+    with pytest.raises(ValidationError, match="max_watch_streams") as refused:
+        load_settings(max_watch_streams=0, database_timeout_seconds=1.5)
+    assert "pw-in" not in str(refused.value)
+
+
+def test_watch_stream_bounds_and_database_timeout_are_settings(monkeypatch):
+    monkeypatch.setenv("EXECGW_MAX_WATCH_STREAMS", "50")
+    monkeypatch.setenv("EXECGW_MAX_WATCH_STREAMS_PER_CALLER", "5")
+    monkeypatch.setenv("EXECGW_DATABASE_TIMEOUT_SECONDS", "2.5")
+    settings = load_settings()
+    assert (settings.max_watch_streams, settings.max_watch_streams_per_caller) == (50, 5)
+    assert settings.database_timeout_seconds == 2.5
+    with pytest.raises(ValidationError, match="database_timeout_seconds"):
+        load_settings(database_timeout_seconds=0)

@@ -36,7 +36,7 @@ def test_cancelling_a_finished_run_sends_nothing(live):
 
 def test_cancel_of_an_unknown_run_is_not_found(live):
     with pytest.raises(grpc.RpcError) as caught:
-        live.stub.CancelRun(pb.CancelRunRequest(run_id="nope"), timeout=5)
+        live.stub.CancelRun(pb.CancelRunRequest(run_id="3f2b8c1e-9d4a-4e7b-8a6f-1c2d3e4f5a6b"), timeout=5)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 

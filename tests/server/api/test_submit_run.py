@@ -44,6 +44,17 @@ INVALID_ORDERS = [
     ({"client_order_id": ""}, "orders[0].client_order_id"),
     ({"client_order_id": "has space"}, "orders[0].client_order_id"),
     ({"currency": "dollars"}, "orders[0].currency"),
+    # Quantities IB cannot hold, or no order at all: whole shares or up to 4 decimals, 0.0001..max.
+    ({"quantity": 1e-9}, "orders[0].quantity"),
+    ({"quantity": 5e-324}, "orders[0].quantity"),
+    ({"quantity": 1 / 3}, "orders[0].quantity"),
+    ({"quantity": 1e300}, "orders[0].quantity"),
+    ({"quantity": 100_000.5}, "orders[0].quantity"),
+    # Only stocks, in the currencies and on the exchanges the gateway is set up for.
+    ({"sec_type": "OPT"}, "orders[0].sec_type"),
+    ({"exchange": "ZZZZZZZ"}, "orders[0].exchange"),
+    ({"primary_exchange": "SMART"}, "orders[0].primary_exchange"),
+    ({"currency": "ZZZ"}, "orders[0].currency"),
 ]
 
 
@@ -82,6 +93,44 @@ def test_a_deadline_beyond_the_maximum_is_refused(start_gateway):
     with pytest.raises(grpc.RpcError) as caught:
         live.submit(live.order("d"), deadline=31)
     assert [f for f, _ in violations_of(caught.value)] == ["deadline"]
+
+
+@pytest.mark.parametrize("seconds", [10**15, 2**63 - 1, -(2**63), 315_576_000_000, -1], ids=str)
+def test_a_deadline_no_timedelta_holds_is_refused_naming_it(live, seconds):
+    request = pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=[live.order("far")])
+    request.deadline.seconds = seconds
+    error = rejected(live, request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations_of(error) == [("deadline", "must be positive and at most 3600s")]
+    assert live.sim.orders() == []
+
+
+def test_the_largest_order_quantity_is_a_setting_and_the_error_says_what_is_accepted(start_gateway):
+    live = start_gateway(max_order_quantity=50)
+    error = rejected(live, pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=[live.order("big", quantity=50.5)]))
+    [(field, description)] = violations_of(error)
+    assert field == "orders[0].quantity"
+    assert description == "shares from 0.0001 to 50 in steps of 0.0001 (at most 4 decimals); got 50.5"
+    run, _ = live.run_to_end(live.order("most", quantity=50))
+    assert run.status == pb.RUN_STATUS_SUCCESS
+
+
+def test_the_currencies_and_exchanges_are_settings(start_gateway):
+    live = start_gateway(stock_currencies=["usd"], stock_exchanges=["SMART", "NYSE"])
+    order = live.order("eu", currency="EUR", exchange="ARCA", primary_exchange="NASDAQ")
+    error = rejected(live, pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=[order]))
+    assert violations_of(error) == [
+        ("orders[0].exchange", "one of SMART, NYSE (IB's codes); got 'ARCA'"),
+        ("orders[0].primary_exchange", "empty or one of NYSE (IB's codes); got 'NASDAQ'"),
+        ("orders[0].currency", "one of USD; got 'EUR'"),
+    ]
+
+
+def test_a_fractional_quantity_of_4_decimals_is_sent_as_written_and_fills(live):
+    run, _ = live.run_to_end(live.order("frac", quantity=2.5), live.order("tiny", quantity=0.0001))
+    assert run.status == pb.RUN_STATUS_SUCCESS
+    assert [o.filled_quantity for o in run.orders] == [2.5, 0.0001]
+    assert sorted(o.quantity for o in live.sim.orders()) == [0.0001, 2.5]
 
 
 def test_live_mode_that_is_not_configured_is_a_failed_precondition(live):

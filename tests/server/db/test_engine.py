@@ -3,11 +3,15 @@ gateway relies on (SQLite shared between processes, MySQL reading what others co
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
 from execgw.server.db.engine import (
     DATABASE_URL_ENV,
@@ -17,6 +21,7 @@ from execgw.server.db.engine import (
     make_session_factory,
     resolve_database_url,
 )
+from execgw.server.db.faults import is_outage
 from execgw.server.db.migrations import upgrade
 from execgw.server.db.models import RunMode, RunStatus, TradeRun
 
@@ -107,5 +112,44 @@ def test_sessions_keep_their_objects_readable_after_commit(database_url: str) ->
             session.add(run)
             session.commit()
         assert run.status == "RUNNING" and run.created_at is not None
+    finally:
+        engine.dispose()
+
+
+def test_a_mysql_server_that_accepts_but_never_answers_is_an_outage_within_the_timeout() -> None:
+    # A SIGSTOPped or wedged mysqld: the kernel completes the TCP handshake, nothing answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        engine = make_engine(f"mysql+pymysql://execgw@127.0.0.1:{silent.getsockname()[1]}/execgw", timeout_seconds=0.5)
+        outcome: list[BaseException | None] = []
+
+        def connect() -> None:
+            try:
+                with engine.connect():
+                    outcome.append(None)
+            except BaseException as exc:  # handed to the test's thread
+                outcome.append(exc)
+
+        started = time.monotonic()
+        worker = threading.Thread(target=connect, daemon=True)
+        worker.start()
+        worker.join(10)
+        engine.dispose()
+    assert outcome, "connecting to a silent server never returned"
+    assert isinstance(outcome[0], OperationalError) and is_outage(outcome[0]), outcome[0]
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.mysql
+def test_a_query_the_server_does_not_answer_in_time_is_an_outage(mysql_server_url: str) -> None:
+    engine = make_engine(mysql_server_url, timeout_seconds=1)
+    try:
+        with engine.connect() as conn:
+            started = time.monotonic()
+            with pytest.raises(OperationalError) as caught:
+                conn.execute(text("SELECT SLEEP(5)"))
+        assert time.monotonic() - started < 3
+        assert is_outage(caught.value)
     finally:
         engine.dispose()

@@ -3,17 +3,20 @@ the models say it does; ``execgw db upgrade`` does that from the command line.""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Connection, Engine, Integer, MetaData, UniqueConstraint, inspect, text
+from sqlalchemy import Column, Connection, Engine, Integer, MetaData, UniqueConstraint, inspect, select, text
+from sqlalchemy.orm import Session
 from sqlalchemy.schema import Index
 
 from execgw.server.db.engine import make_engine
@@ -25,7 +28,8 @@ from execgw.server.db.migrations import (
     split_sql_statements,
     upgrade,
 )
-from execgw.server.db.models import Base
+from execgw.server.db.models import Base, TradeEvent, TradeOrder, TradeRun, utcnow
+from execgw.server.engine.store import Store
 
 SEED_PATCH = "20260123_trade_fills_and_orders.sql"
 SEED_ORDER_COLUMNS = {"ib_order_id", "ib_perm_id", "last_status_ts", "rejected_reason"}
@@ -69,6 +73,7 @@ def test_migrations_apply_base_first_then_patches_by_name() -> None:
         "20261124_execgw_fills_corrections_and_events.sql",
         "20261125_execgw_case_sensitive_client_order_id.sql",
         "20261126_execgw_perm_id_bigint.sql",
+        "20261127_execgw_case_sensitive_run_id.sql",
     ]
 
 
@@ -387,6 +392,37 @@ def _sorted_ddl(tables: dict[str, str]) -> dict[str, list[str]]:
 
 
 # --- both databases -----------------------------------------------------------------------------
+
+
+def test_a_run_id_that_differs_only_in_case_finds_no_run(database_url: str) -> None:
+    """The engine keys runs by the exact id; the store must not find a run the engine does not know
+    (MySQL's table collation used to match an upper-cased id)."""
+    run_id = str(uuid.uuid4())
+    engine = make_engine(database_url)
+    store = Store(engine)
+    try:
+        with Session(engine) as session, session.begin():
+            session.add(TradeRun(id=run_id, mode="paper", status="RUNNING", created_at=utcnow(), updated_at=utcnow()))
+            session.flush()
+            session.add(TradeOrder(
+                run_id=run_id, client_order_id=f"case-{run_id}", symbol="AAPL", sec_type="STK", exchange="SMART",
+                currency="USD", side="BUY", quantity=1, order_type="MKT", status="PENDING_SUBMIT",
+                created_at=utcnow(), updated_at=utcnow(),
+            ))
+            session.add(TradeEvent(run_id=run_id, sequence=1, kind="run_status", payload={}, stored_at=utcnow()))
+
+        async def lookups(key: str) -> tuple[object, object]:
+            return await store.get_run(key, with_fills=True), await store.run_progress(key)
+
+        assert asyncio.run(lookups(run_id.upper())) == (None, None)
+        found, progress = asyncio.run(lookups(run_id))
+        assert found is not None and found.id == run_id and progress == ("RUNNING", 0)
+        with Session(engine) as session:
+            assert session.scalars(select(TradeOrder.id).where(TradeOrder.run_id == run_id.upper())).all() == []
+            assert session.scalars(select(TradeEvent.id).where(TradeEvent.run_id == run_id.upper())).all() == []
+    finally:
+        store.close()
+
 
 
 def test_upgrade_creates_every_table_once(empty_database_url: str) -> None:

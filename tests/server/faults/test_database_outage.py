@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -66,6 +67,15 @@ class PrivateMariaDB:
             self.process.terminate()
             self.process.wait(30)
 
+    def hang(self) -> None:
+        """SIGSTOP: the server keeps its sockets open and answers nothing, as a wedged one does."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def wake(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     @property
     def url(self) -> str:
         return f"mysql+pymysql://root@127.0.0.1:{self.port}/execgw"
@@ -83,6 +93,7 @@ def mariadb(tmp_path, mysql_server_url, free_port):  # mysql_server_url: fails i
     connection.close()
     upgrade(server.url)
     yield server
+    server.wake()  # a test that failed while the server hung must not leave it stopped
     server.stop()
 
 
@@ -150,6 +161,69 @@ def test_a_database_outage_mid_run_holds_ib_events_and_loses_nothing(mariadb, te
         dropped = any("dropping IB's reports" in r.getMessage() for r in caplog.records)
         assert dropped == (held == 3), "reports are dropped past the bound, and only then"
     finally:
+        channel.close()
+        gateway.stop()
+        sim.stop()
+
+
+def test_a_hung_database_is_an_outage_new_runs_are_unavailable_and_held_reports_are_written(
+    mariadb, test_timings, caplog
+):
+    """SIGSTOP keeps MariaDB's sockets open and silent. With read/write timeouts the gateway
+    notices, holds IB's reports, answers SubmitRun UNAVAILABLE in bounded time (not
+    DEADLINE_EXCEEDED), and after SIGCONT writes what it held: every fill once, nothing lost."""
+    caplog.set_level(logging.INFO, logger="execgw")
+    sim = SimulatorThread(scenario=Scenario.from_dict({"default": {"fills": 10, "fill_interval": 0.3}}))
+    sim.start()
+    timeout = 1.0
+    gateway = GatewayThread(
+        Settings(database_url=mariadb.url, listen="127.0.0.1:0", ib_paper=f"127.0.0.1:{sim.port}",
+                 database_timeout_seconds=timeout),
+        timings=test_timings,
+    ).start()
+    channel = grpc.insecure_channel(gateway.target)
+    stub = pb_grpc.ExecutionServiceStub(channel)
+    try:
+        run_id = stub.SubmitRun(pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=[
+            pb.OrderSpec(client_order_id="hung-1", symbol="AAPL", side=pb.ORDER_SIDE_BUY, quantity=100),
+        ]), timeout=10).run.run_id
+        seen: list[pb.RunEvent] = []
+        for message in stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=60):
+            if message.HasField("event"):
+                seen.append(message.event)
+                if sum(e.HasField("fill") for e in seen) == 2:
+                    break
+        mariadb.hang()
+        time.sleep(1.5)  # fills keep coming from IB while the database hangs
+
+        asked = time.monotonic()
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.SubmitRun(pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=[
+                pb.OrderSpec(client_order_id="hung-2", symbol="AAPL", side=pb.ORDER_SIDE_BUY, quantity=1),
+            ]), timeout=30)
+        answered_in = time.monotonic() - asked
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value.details()
+        assert answered_in < 10 * timeout, f"SubmitRun took {answered_in:.1f}s to say UNAVAILABLE"
+        assert "hung-2" not in [o.order_ref for o in sim.orders()]
+        assert any("holding" in r.getMessage() and "IB events" in r.getMessage() for r in caplog.records), \
+            "the writer did not notice the hung database"
+
+        mariadb.wake()
+        for message in stub.WatchRun(pb.WatchRunRequest(run_id=run_id, after_sequence=seen[-1].sequence), timeout=60):
+            if message.HasField("event"):
+                seen.append(message.event)
+        assert seen[-1].run_status.status == pb.RUN_STATUS_SUCCESS
+        assert any("held IB events written" in r.getMessage() for r in caplog.records)
+        run = stub.GetRun(pb.GetRunRequest(run_id=run_id), timeout=10).run
+        assert [e.sequence for e in seen] == list(range(1, run.last_sequence + 1))
+        truth = sorted(e.exec_id for e in sim.executions() if e.order_ref == "hung-1")
+        stored = sorted(f.exec_id for f in run.orders[0].fills)
+        assert stored == truth and len(truth) == 10, "every fill stored once"
+        assert sorted(e.fill.fill.exec_id for e in seen if e.HasField("fill")) == truth, "every fill streamed once"
+        assert run.orders[0].filled_quantity == 100
+        assert all(f.HasField("commission") for f in run.orders[0].fills)
+    finally:
+        mariadb.wake()
         channel.close()
         gateway.stop()
         sim.stop()
