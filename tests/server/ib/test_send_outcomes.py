@@ -109,3 +109,38 @@ def test_a_socket_error_during_the_write_is_not_read_as_ibs_refusal(start_gatewa
     assert "IB 512" not in (order.rejected_reason or "")
     assert [o for o in live.sim.orders() if o.order_ref == order.client_order_id] == []
     eventually(lambda: live.run_row(run_id).status != "RUNNING", timeout=40, what="the run ended")
+
+
+def test_a_cancel_whose_write_fails_does_not_reject_the_order(start_gateway, eventually):
+    """ibapi 10.x answers a failed cancel write with `error(orderId, 515, ...)`; 9.81 raises.
+    Either way IB never refused the order: it is still working at IB and is cancelled once the
+    connection is back."""
+    live = start_gateway({"default": {"outcome": "rest"}})
+    run_id = live.submit(live.order("resting", quantity=4), deadline=30).run.run_id
+    live.sim.wait_for_order(f"{live.prefix}-resting", timeout=5)
+    conn = _ibapi_connection(live)
+    real_socket = conn.socket
+
+    class FailingCancel:
+        failed = False
+
+        def send(self, data: bytes) -> int:
+            if data[4:6] == b"4\0" and not FailingCancel.failed:  # CANCEL_ORDER is message 4
+                FailingCancel.failed = True
+                raise ConnectionResetError(104, "Connection reset by peer")
+            return real_socket.send(data)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real_socket, name)
+
+    conn.socket = FailingCancel()
+    try:
+        live.stub.CancelRun(pb.CancelRunRequest(run_id=run_id), timeout=30)
+    except Exception:  # UNAVAILABLE while the connection is dropped is a fair answer
+        pass
+    assert FailingCancel.failed, "the injected failure never happened: the test proves nothing"
+    eventually(lambda: live.run_row(run_id).status != "RUNNING", timeout=40, what="the run ended")
+    [order] = live.orders(run_id)
+    assert order.status == "CANCELLED", (order.status, order.rejected_reason)
+    assert "515" not in (order.rejected_reason or "")
+    assert [o.status for o in live.sim.orders() if o.order_ref == order.client_order_id] == ["Cancelled"]
