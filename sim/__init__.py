@@ -9,7 +9,7 @@ Public API: :class:`Simulator` (asyncio), :class:`SimulatorThread` / :func:`run_
 thread), :class:`Scenario` and its parts, the :class:`Execution` and :class:`OrderSnapshot` records.
 """
 
-from execgw.sim.records import Contract, Execution, OrderSnapshot, Refusal
+from execgw.sim.records import Contract, Execution, OrderSnapshot, ReceivedOrder, ReceivedRequest, Refusal
 from execgw.sim.scenario import ConnectivityLoss, Drop, OrderBehaviour, Outage, Scenario
 from execgw.sim.simulator import DEFAULT_ACCOUNT, Simulator
 from execgw.sim.thread import SimulatorThread, run_in_thread
@@ -25,6 +25,8 @@ __all__ = [
     "OrderBehaviour",
     "OrderSnapshot",
     "Outage",
+    "ReceivedOrder",
+    "ReceivedRequest",
     "Refusal",
     "Scenario",
     "Simulator",

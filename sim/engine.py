@@ -29,9 +29,11 @@ from execgw.sim.records import (
     Contract,
     Execution,
     Order,
+    ReceivedOrder,
+    ReceivedRequest,
     Refusal,
 )
-from execgw.sim.requests import PlaceOrder
+from execgw.sim.requests import Incoming, PlaceOrder
 from execgw.sim.scenario import OrderBehaviour, Scenario
 
 log = logging.getLogger("execgw.sim")
@@ -85,6 +87,9 @@ class Engine:
         self.day = 0
         """IB's day: executions and completed orders of earlier days are no longer reported."""
         self.refusals: list[Refusal] = []
+        self.received: list[ReceivedOrder] = []
+        """Every PLACE_ORDER, created or refused (103 included), in arrival order."""
+        self.requests: list[ReceivedRequest] = []
 
     # ---- ids -------------------------------------------------------------------------------
 
@@ -182,23 +187,43 @@ class Engine:
 
     # ---- placing and cancelling ------------------------------------------------------------
 
+    def log_request(self, client_id: int, message: list[str]) -> None:
+        try:
+            name = Incoming(int(message[0])).name
+        except (ValueError, IndexError):
+            name = f"unknown {message[:1]}"
+        self.requests.append(ReceivedRequest(client_id, name))
+        self._notify()
+
+    def dropped_by_pacing(self, client_id: int, request: PlaceOrder) -> None:
+        """A PLACE_ORDER over IB's message rate: answered with 100 (by the connection), not created."""
+        self.received.append(ReceivedOrder(
+            client_id, request.order_id, request.order_ref, request.contract.symbol, request.action,
+            request.quantity, 100))
+        self._notify()
+
     def place_order(self, client_id: int, request: PlaceOrder) -> None:
+        refused_with = self._place(client_id, request)
+        self.received.append(ReceivedOrder(
+            client_id, request.order_id, request.order_ref, request.contract.symbol, request.action,
+            request.quantity, refused_with))
+        self._notify()
+
+    def _place(self, client_id: int, request: PlaceOrder) -> int | None:
+        """Creates the order and returns None, or answers an error and returns its code."""
         if self.scenario.read_only:
-            self._refuse(client_id, request, todays_tws.READ_ONLY, todays_tws.read_only_text("bN"))
-            return
+            return self._refuse(client_id, request, todays_tws.READ_ONLY, todays_tws.read_only_text("bN"))
         if request.order_id < self.next_valid_id(client_id):
             self.send(client_id, messages.error(request.order_id, 103, "Duplicate order id"))
             log.info("client %d: order id %d refused, duplicate", client_id, request.order_id)
-            return
+            return 103
         self._highest_id[client_id] = request.order_id
         if self.scenario.profile == "current" and (request.e_trade_only or request.firm_quote_only):
             code = todays_tws.ETRADE_ONLY if request.e_trade_only else todays_tws.FIRM_QUOTE_ONLY
-            self._refuse(client_id, request, code, todays_tws.ATTRIBUTE_REFUSALS[code])
-            return
+            return self._refuse(client_id, request, code, todays_tws.ATTRIBUTE_REFUSALS[code])
         behaviour = self.scenario.behaviour_for(request.order_ref, request.contract.symbol)
         if behaviour.outcome == "error" and behaviour.error_status is None:
-            self._refuse(client_id, request, behaviour.error_code, behaviour.error_message)
-            return
+            return self._refuse(client_id, request, behaviour.error_code, behaviour.error_message)
         order = Order(
             order_id=request.order_id,
             client_id=client_id,
@@ -216,6 +241,7 @@ class Engine:
             day=self.day,
         )
         self._accept(order, behaviour, self._refusal(order, behaviour))
+        return None
 
     def _accept(self, order: Order, behaviour: OrderBehaviour, refusal: str | None) -> None:
         self.orders.append(order)
@@ -228,13 +254,14 @@ class Engine:
         self._notify()
         self._spawn(self._run(order, behaviour, refusal))
 
-    def _refuse(self, client_id: int, request: PlaceOrder, code: int, message: str) -> None:
+    def _refuse(self, client_id: int, request: PlaceOrder, code: int, message: str) -> int:
         """An error for the order id and no order at IB: no openOrder, no orderStatus."""
         self.send(client_id, messages.error(request.order_id, code, message))
         self.refusals.append(Refusal(client_id, request.order_id, request.order_ref, code, message))
         log.info("client %d: order %d (%s) refused with %d: %s", client_id, request.order_id,
                  request.order_ref, code, message)
         self._notify()
+        return code
 
     def add_foreign_order(self, order_ref: str, symbol: str = "AAPL", side: str = "BUY",
                           quantity: float = 10, client_id: int = 0, order_id: int | None = None,

@@ -174,3 +174,28 @@ class Refusal:
     order_ref: str
     code: int
     message: str
+
+
+@dataclass(frozen=True)
+class ReceivedOrder:
+    """One PLACE_ORDER as TWS received it, whatever it answered, as TWS's API message log records
+    every message a client sends. ``refused_with`` is None when IB created the order (it is then
+    in ``orders()``, even if rejected later with 201), else the error code it was answered with
+    and no order created (103 for a reused order id, 10268, 321, …)."""
+
+    client_id: int
+    order_id: int
+    order_ref: str
+    symbol: str
+    action: str
+    quantity: float
+    refused_with: int | None
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """One API message after START_API, by its name (PLACE_ORDER, REQ_EXECUTIONS, …), in the
+    order TWS received it, paced out or not: what TWS's API message log shows."""
+
+    client_id: int
+    name: str

@@ -109,8 +109,12 @@ class Connection:
                             return
                         break
                 async for message in self._messages():
+                    self.engine.log_request(self.client_id, message)
                     if self._within_pacing():
                         self._dispatch(message)
+                    elif message and message[0] == str(int(Incoming.PLACE_ORDER)):
+                        with contextlib.suppress(ValueError, IndexError):
+                            self.engine.dropped_by_pacing(self.client_id, parse_place_order(message))
         except (ConnectionError, ProtocolError, asyncio.IncompleteReadError) as exc:
             log.info("client %d (%s): %s", self.client_id, self.peer, exc)
         finally:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from execgw.sim.engine import CONNECTIVITY_TEXT, Engine
 from execgw.sim.messages import error
-from execgw.sim.records import Execution, OrderSnapshot, Refusal
+from execgw.sim.records import Execution, OrderSnapshot, ReceivedOrder, ReceivedRequest, Refusal
 from execgw.sim.scenario import Scenario
 from execgw.sim.server import Server
 
@@ -116,6 +116,17 @@ class Simulator:
         """Orders answered with an error and never created (10268/10269, 321, error outcomes
         without a status), in arrival order."""
         return list(self.engine.refusals)
+
+    def received_orders(self) -> list[ReceivedOrder]:
+        """Every PLACE_ORDER received, in arrival order, with the error code it was refused with
+        (103 for a reused order id, 10268, 321, …) or None when IB created the order: what TWS's
+        API message log shows. A resend under the same order id is here, not in :meth:`orders`."""
+        return list(self.engine.received)
+
+    def received_requests(self) -> list[ReceivedRequest]:
+        """Every API message received after START_API, by name and client id, in arrival order
+        (those answered with pacing error 100 included)."""
+        return list(self.engine.requests)
 
     async def wait_for_order(self, order_ref: str, timeout: float = 5.0,
                              status: str | None = None) -> OrderSnapshot:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
-from execgw.sim.records import Execution, OrderSnapshot, Refusal
+from execgw.sim.records import Execution, OrderSnapshot, ReceivedOrder, ReceivedRequest, Refusal
 from execgw.sim.scenario import Scenario
 from execgw.sim.simulator import Simulator
 
@@ -130,6 +130,12 @@ class SimulatorThread:
 
     def refusals(self) -> list[Refusal]:
         return self._call(self.simulator.refusals)
+
+    def received_orders(self) -> list[ReceivedOrder]:
+        return self._call(self.simulator.received_orders)
+
+    def received_requests(self) -> list[ReceivedRequest]:
+        return self._call(self.simulator.received_requests)
 
     def open_market(self) -> None:
         self._call(self.simulator.open_market)

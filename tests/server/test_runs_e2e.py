@@ -4,7 +4,6 @@ Every test runs on SQLite and on MariaDB (the `database_url` fixture)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import grpc
@@ -159,18 +158,26 @@ def test_a_late_commission_is_merged_into_its_fill(start_gateway):
     assert_db_matches_sim(live, run.run_id)
 
 
-def test_orders_still_waiting_for_pacing_at_the_deadline_are_withdrawn_not_sent_late(start_gateway):
+def test_orders_still_waiting_for_pacing_at_the_deadline_are_withdrawn_not_sent_late(start_gateway, eventually):
     live = start_gateway(pacing_per_second=1)
-    time.sleep(3.5)  # the connect-time reconciliation's three requests use the first slots
-    run, _ = live.run_to_end(*[live.order(f"o{i}", "AAPL") for i in range(4)], deadline=1.2)
-    time.sleep(2.5)  # had they been left in the pacing queue, they would go out now
-    received = {o.order_ref for o in live.sim.orders()}
-    withdrawn = [o for o in run.orders if o.spec.client_order_id not in received]
+    # The connect-time reconciliation's requests take the first slots; the run comes after them.
+    eventually(lambda: "REQ_EXECUTIONS" in {r.name for r in live.sim.received_requests()}, 15,
+               "the connect-time reconciliation")
+    run, _ = live.run_to_end(*[live.order(f"o{i}", "AAPL") for i in range(4)], deadline=1.6)
+    withdrawn = {o.spec.client_order_id for o in run.orders
+                 if o.status == pb.ORDER_STATUS_CANCELLED and "withdrawn" in o.rejected_reason}
     assert withdrawn, "the test needs orders that were still waiting at the deadline"
-    for order in withdrawn:
-        assert order.status == pb.ORDER_STATUS_CANCELLED and "withdrawn" in order.rejected_reason
-    assert {o.order_ref for o in live.sim.orders()} == received
-    assert run.status == pb.RUN_STATUS_PARTIAL
+    assert run.status == pb.RUN_STATUS_PARTIAL  # and some that were sent in time
+
+    # The pacer is first come, first served: had the withdrawn orders stayed in its queue, they
+    # would reach IB before an order submitted after them.
+    later = live.order("later")
+    live.submit(later)
+    eventually(lambda: later.client_order_id in {o.order_ref for o in live.sim.received_orders()}, 15,
+               "the later order at IB")
+    received = {o.order_ref for o in live.sim.received_orders()}
+    assert withdrawn & received == set(), "an order withdrawn at the deadline reached IB after all"
+    assert {o.spec.client_order_id for o in run.orders} - received == withdrawn
     assert_db_matches_sim(live, run.run_id)
 
 

@@ -1,9 +1,11 @@
-"""`execgw serve` as a person runs it: embedded defaults from an empty folder, a clean stop on
-Ctrl-C; and a second gateway with a client id already in use (IB error 326) retrying until free."""
+"""`execgw serve` as a person runs it: embedded defaults from an empty folder (SQLite, by
+definition), a clean stop on Ctrl-C; and a second gateway with a client id already in use (IB
+error 326) retrying until free, on SQLite and MariaDB (the `database_url` fixture)."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +19,9 @@ from execgw.server.embedded import GatewayThread
 from execgw.sim.thread import SimulatorThread
 
 EXECGW = Path(sys.executable).parent / "execgw"
+CLIENT_ID_IN_USE = re.compile(
+    r"^\S+ \S+ WARNING execgw\.server\.ib\.session: IB paper \(127\.0\.0\.1:\d+\) connect attempt \d+ failed "
+    r"\(326 Unable to connect as the client id is already in use\. Retry with a unique client id\.\)", re.MULTILINE)
 
 
 
@@ -55,7 +60,7 @@ def test_serve_with_no_configuration_uses_the_embedded_defaults_and_stops_on_ctr
     assert "built-in TWS simulator" in text and "execgw stopped" in text
 
 
-def test_a_client_id_in_use_is_reported_and_retried_until_it_is_free(tmp_path, free_port, eventually):
+def test_a_client_id_in_use_is_reported_and_retried_until_it_is_free(tmp_path, free_port, eventually, database_url):
     sim = SimulatorThread()
     sim.start()
     first = GatewayThread(Settings(database_url=f"sqlite:///{tmp_path}/a.sqlite3", listen="127.0.0.1:0",
@@ -65,10 +70,12 @@ def test_a_client_id_in_use_is_reported_and_retried_until_it_is_free(tmp_path, f
     with log.open("wb") as out:
         second = subprocess.Popen(
             [str(EXECGW), "serve", "--listen", f"127.0.0.1:{port}", "--ib-paper", f"127.0.0.1:{sim.port}",
-             "--ib-client-id", "5", "--database-url", f"sqlite:///{tmp_path}/b.sqlite3"],
+             "--ib-client-id", "5", "--database-url", database_url],
             stdout=out, stderr=subprocess.STDOUT, env=clean_environment())
     try:
-        eventually(lambda: "326" in log.read_text(), 30, "error 326 was not reported")
+        # IB's 326 reported, and the connection retried: a second attempt failed with it too.
+        eventually(lambda: len(CLIENT_ID_IN_USE.findall(log.read_text())) >= 2, 30,
+                   "error 326 was not reported and retried")
         assert health(port, "execgw.ib.paper") == health_pb2.HealthCheckResponse.NOT_SERVING
         first.stop()  # the client id becomes free
         eventually(lambda: health(port, "execgw.ib.paper") == health_pb2.HealthCheckResponse.SERVING, 60,

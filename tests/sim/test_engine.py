@@ -157,6 +157,23 @@ def test_reused_or_lower_order_id_is_error_103(sim, ibapi_client):
     app.wait_for(lambda _: len(app.errors()) == 2)
     assert app.errors() == [(order_id + 5, 103, "Duplicate order id"), (order_id + 2, 103, "Duplicate order id")]
     assert [o.order_ref for o in sim.orders()] == ["d-1"]
+    # Refused and never created, yet received: the API message log has every PLACE_ORDER.
+    assert [(r.order_id, r.order_ref, r.refused_with) for r in sim.received_orders()] == [
+        (order_id + 5, "d-1", None), (order_id + 5, "d-2", 103), (order_id + 2, "d-3", 103)]
+
+
+def test_an_order_over_the_message_rate_is_received_refused_with_100_and_not_created(make_sim, ibapi_client):
+    sim = make_sim({"max_messages_per_second": 4, "pacing_violations_before_disconnect": 5})
+    app = ibapi_client(sim.port)
+    order_id = app.next_order_id()
+    for n in range(6):
+        app.placeOrder(order_id + n, stock(), market_order("BUY", 1, f"fast-{n}"))
+    app.wait_for(lambda _: len(sim.received_orders()) == 6)
+    received = sim.received_orders()
+    paced_out = [r.order_ref for r in received if r.refused_with == 100]
+    assert paced_out, "six orders at once should exceed four messages a second"
+    assert [r.refused_with for r in received if r.order_ref not in paced_out] == [None] * (6 - len(paced_out))
+    assert sorted(o.order_ref for o in sim.orders()) == sorted(r.order_ref for r in received if r.refused_with is None)
 
 
 def test_order_ids_persist_across_reconnects_of_a_client_id(sim, ibapi_client):

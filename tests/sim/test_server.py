@@ -75,6 +75,8 @@ def test_pacing_error_100_then_disconnect_for_persistent_offenders(make_sim):
         client.close()
     assert sum(m[0] == "49" for m in received) == 10
     assert ["4", "2", "-1", "100", "Max rate of messages per second has been exceeded."] in received
+    # The API message log has all eleven, the one refused for pacing too.
+    assert [(r.client_id, r.name) for r in sim.received_requests()] == [(1, "REQ_CURRENT_TIME")] * 11
 
 
 def test_pacing_tolerates_a_burst_within_the_limit(sim):

@@ -49,6 +49,7 @@ def test_ibapi_981_default_order_is_refused_with_10268_and_no_order(sim, ibapi_c
     assert order_events(app, order_id) == []
     assert sim.orders() == [] and sim.executions() == []
     assert [(r.order_id, r.code) for r in sim.refusals()] == [(order_id, 10268)]
+    assert [(r.order_ref, r.refused_with) for r in sim.received_orders()] == [("old-1", 10268)]
 
 
 def test_firm_quote_only_alone_is_refused_with_10269(sim, ibapi_client):

@@ -7,7 +7,9 @@ import threading
 
 import grpc
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from execgw.server.db.models import TradeEvent
 from execgw.v1 import execution_pb2 as pb
@@ -48,20 +50,106 @@ def test_three_watchers_early_late_and_resuming_see_the_same_events_as_the_datab
     assert early[-1].run_status.final and early[-1].run_status.status == pb.RUN_STATUS_SUCCESS
 
 
-def test_every_event_is_in_the_database_before_a_watcher_receives_it(live):
-    run_id = live.submit(live.order("a"), live.order("b"), live.order("c")).run.run_id
-    missing = []
+class CommitsHeldOpen:
+    """Holds the gateway's commits of a run's events open, to see whether a watcher gets any of
+    them before they are committed.
 
-    def check(event: pb.RunEvent) -> None:
-        with live.session() as session:
-            row = session.scalar(
-                select(TradeEvent.id).where(TradeEvent.run_id == run_id, TradeEvent.sequence == event.sequence)
-            )
-        if row is None:
-            missing.append(event.sequence)
+    Hooked on SQLAlchemy's Session events, not on the store, so it holds whatever writes the
+    event rows. Once armed, each of the next `holds` commits that carries events of the run is
+    held until the watcher receives one of those events (it must not: that is the bug) or
+    `hold_seconds` pass. Every event the watcher receives is checked against what committed.
+    """
 
-    events = live.watch(run_id, on_event=check)
-    assert len(events) >= 10 and missing == []
+    def __init__(self, run_id: str, holds: int = 3, hold_seconds: float = 1.5) -> None:
+        self.run_id = run_id
+        self.holds_left = holds
+        self.hold_seconds = hold_seconds
+        self.armed = threading.Event()
+        self.lock = threading.Lock()
+        self.committed: set[int] = set()
+        self.held: set[int] = set()
+        self.received_while_held = threading.Event()
+        self.held_commits = 0
+        self.early: list[int] = []  # sequences a watcher received before their commit
+
+    def after_flush(self, session: Session, _context: object) -> None:
+        pending = session.info.setdefault("held_sequences", set())
+        pending.update(o.sequence for o in session.new if isinstance(o, TradeEvent) and o.run_id == self.run_id)
+
+    def before_commit(self, session: Session) -> None:
+        pending = session.info.get("held_sequences", set())
+        if not pending or not self.armed.is_set() or self.holds_left <= 0:
+            return
+        self.holds_left -= 1
+        with self.lock:
+            self.held = set(pending)
+            self.received_while_held.clear()
+        self.held_commits += 1
+        self.received_while_held.wait(self.hold_seconds)
+
+    def after_commit(self, session: Session) -> None:
+        with self.lock:
+            self.committed.update(session.info.pop("held_sequences", set()))
+            self.held = set()
+
+    def after_rollback(self, session: Session) -> None:
+        session.info.pop("held_sequences", None)
+
+    def on_event(self, event: pb.RunEvent) -> None:
+        with self.lock:
+            if event.sequence in self.committed:
+                return
+            self.early.append(event.sequence)
+            if event.sequence in self.held:
+                self.received_while_held.set()
+
+    def __enter__(self) -> CommitsHeldOpen:
+        for name in ("after_flush", "before_commit", "after_commit", "after_rollback"):
+            sa_event.listen(Session, name, getattr(self, name))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for name in ("after_flush", "before_commit", "after_commit", "after_rollback"):
+            sa_event.remove(Session, name, getattr(self, name))
+
+
+def test_every_event_is_in_the_database_before_a_watcher_receives_it(start_gateway):
+    """Deterministic: the commits of the fills are held open while a watcher is connected; an
+    event published before its commit reaches the watcher during the hold, every time."""
+    live = start_gateway({"default": {"outcome": "rest"}})
+    orders = [live.order(name) for name in ("a", "b", "c")]
+    run_id = live.submit(*orders).run.run_id
+    for order in orders:
+        live.sim.wait_for_order(order.client_order_id, timeout=10, status="Submitted")
+    missing: list[int] = []
+    events: list[pb.RunEvent] = []
+
+    with CommitsHeldOpen(run_id) as commits:
+        # What committed before the hook was installed is in the database already.
+        commits.committed.update(row.sequence for row in live.event_rows(run_id))
+
+        def check(event: pb.RunEvent) -> None:
+            commits.on_event(event)
+            with live.session() as session:
+                row = session.scalar(
+                    select(TradeEvent.id).where(TradeEvent.run_id == run_id, TradeEvent.sequence == event.sequence)
+                )
+            if row is None:
+                missing.append(event.sequence)
+            if not commits.armed.is_set():
+                commits.armed.set()  # the watcher is live: hold what comes next
+
+        watcher = threading.Thread(target=lambda: events.extend(live.watch(run_id, on_event=check)))
+        watcher.start()
+        assert commits.armed.wait(10), "the watcher received nothing"
+        for order in orders:
+            live.sim.release_order(order.client_order_id)
+        watcher.join(30)
+
+    assert events and events[-1].run_status.final
+    assert commits.held_commits >= 2, "the fills' commits were not held, so the test proved nothing"
+    assert commits.early == [], f"events {commits.early} reached the watcher before their commit"
+    assert missing == []
 
 
 def test_watching_from_a_sequence_replays_only_what_comes_after_it(live):
@@ -87,13 +175,13 @@ def test_a_quiet_stream_gets_heartbeats(start_gateway):
 
 def test_an_unknown_run_is_not_found_and_a_missing_run_id_is_invalid(live):
     with pytest.raises(grpc.RpcError) as caught:
-        list(live.stub.WatchRun(pb.WatchRunRequest(run_id="no-such-run"), timeout=5))
+        list(live.stub.WatchRun(pb.WatchRunRequest(run_id="3f2b8c1e-9d4a-4e7b-8a6f-1c2d3e4f5a6b"), timeout=5))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as caught:
         list(live.stub.WatchRun(pb.WatchRunRequest(), timeout=5))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.RpcError) as caught:
-        live.stub.GetRun(pb.GetRunRequest(run_id="no-such-run"), timeout=5)
+        live.stub.GetRun(pb.GetRunRequest(run_id="3f2b8c1e-9d4a-4e7b-8a6f-1c2d3e4f5a6b"), timeout=5)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
