@@ -192,7 +192,7 @@ class Engine:
             name = Incoming(int(message[0])).name
         except (ValueError, IndexError):
             name = f"unknown {message[:1]}"
-        self.requests.append(ReceivedRequest(client_id, name))
+        self.requests.append(ReceivedRequest(client_id, name, _order_id_named(name, message)))
         self._notify()
 
     def dropped_by_pacing(self, client_id: int, request: PlaceOrder) -> None:
@@ -600,3 +600,15 @@ def _average_after(executions: list[Execution], perm_id: int, replaced: Executio
     kept = [e for e in executions if e.perm_id == perm_id and e.exec_id not in superseded]
     shares = sum(e.shares for e in kept) + replaced.shares
     return round((sum(e.price * e.shares for e in kept) + price * replaced.shares) / shares, 6)
+
+
+def _order_id_named(name: str, message: list[str]) -> int | None:
+    """The order id in PLACE_ORDER (`3,orderId,…` at server version 157) or CANCEL_ORDER
+    (`4,1,orderId`)."""
+    position = {"PLACE_ORDER": 1, "CANCEL_ORDER": 2}.get(name)
+    if position is None or len(message) <= position:
+        return None
+    try:
+        return int(message[position])
+    except ValueError:
+        return None

@@ -199,3 +199,5 @@ class ReceivedRequest:
 
     client_id: int
     name: str
+    order_id: int | None = None
+    """The order a PLACE_ORDER or CANCEL_ORDER names; None for other messages."""

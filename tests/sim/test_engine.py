@@ -273,3 +273,16 @@ def test_duplicate_exec_details_and_order_status(make_sim, ibapi_client):
     assert first.execId == second.execId
     assert status_names(app, order_id).count("Filled") == 4
     assert len(sim.executions()) == 1
+
+
+def test_received_requests_name_the_order_a_place_or_cancel_is_about(make_sim, ibapi_client):
+    sim = make_sim({"orders": {"named-1": {"outcome": "rest"}}})
+    app = ibapi_client(sim.port)
+    order_id = app.next_order_id()
+    app.placeOrder(order_id, stock(), market_order("BUY", 1, "named-1"))
+    app.wait_for(lambda _: "Submitted" in status_names(app, order_id))
+    app.cancelOrder(order_id)
+    app.cancelOrder(order_id + 7)  # IB knows no such order (10147); the request is still received
+    app.wait_for(lambda _: any(reply_id == order_id + 7 for reply_id, _, _ in app.errors()))
+    named = {(r.name, r.order_id) for r in sim.received_requests() if r.order_id is not None}
+    assert named == {("PLACE_ORDER", order_id), ("CANCEL_ORDER", order_id), ("CANCEL_ORDER", order_id + 7)}

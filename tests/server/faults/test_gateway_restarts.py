@@ -137,7 +137,8 @@ def assert_matches_simulator(database_url: str, sim: SimulatorThread, run_id: st
     for order in orders:
         assert order.filled_qty == sum(e.shares for e in truth if e.order_ref == order.client_order_id)
     assert sequences == list(range(1, len(sequences) + 1))
-    received = [o.order_ref for o in sim.orders() if o.order_ref in refs]
+    # Every PLACE_ORDER IB received, a resend under the same id (refused with 103) included.
+    received = [o.order_ref for o in sim.received_orders() if o.order_ref in refs]
     assert len(received) == len(set(received)), "an order was sent to IB twice"
 
 
@@ -149,7 +150,11 @@ def orders(prefix: str, count: int) -> list[pb.OrderSpec]:
 def test_sigkill_between_writing_orders_and_sending_them(world, database_url):
     sim, gateway = world({}, EXECGW_PACING_PER_SECOND="1")
     gateway.start()
-    time.sleep(3.5)  # let the start-up reconciliation's three requests through the 1/s pacing
+    # The start-up reconciliation's three requests go out first, at one a second.
+    deadline = time.monotonic() + 10
+    while "REQ_EXECUTIONS" not in [r.name for r in sim.received_requests()]:
+        assert time.monotonic() < deadline, "the start-up reconciliation never asked for executions"
+        time.sleep(0.1)
     channel, stub = gateway.stub()
     prefix = uuid.uuid4().hex[:8]
     run_id = stub.SubmitRun(pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=orders(prefix, 3)),
@@ -157,19 +162,24 @@ def test_sigkill_between_writing_orders_and_sending_them(world, database_url):
     sim.wait_for_order(f"{prefix}-0", timeout=10)
     gateway.kill()  # orders 1 and 2 are written with their IB ids but still wait for the pacer
     channel.close()
-    assert [o.order_ref for o in sim.orders() if o.order_ref.startswith(prefix)] == [f"{prefix}-0"], (
+    assert [o.order_ref for o in sim.received_orders() if o.order_ref.startswith(prefix)] == [f"{prefix}-0"], (
         "the kill came before the pacer let order 1 out"
     )
     gateway.start(EXECGW_PACING_PER_SECOND="45")
     run = wait_for_run_end(database_url, run_id)
     _, rows, _, _ = db_state(database_url, run_id)
-    assert [o.order_ref for o in sim.orders() if o.order_ref.startswith(prefix)] == [f"{prefix}-0"], (
+    assert [o.order_ref for o in sim.received_orders() if o.order_ref.startswith(prefix)] == [f"{prefix}-0"], (
         "an order written before the crash was sent after it"
     )
     statuses = {row.client_order_id: (row.status, row.rejected_reason or "") for row in rows}
     assert statuses[f"{prefix}-0"][0] == "FILLED"
     for late in (f"{prefix}-1", f"{prefix}-2"):
         assert statuses[late][0] == "CANCELLED" and "never reached IB" in statuses[late][1]
+    # IB said nothing of them, yet one might have been on the wire: cancelled at IB as well,
+    # never only in our books.
+    late_ids = {row.ib_order_id for row in rows if row.client_order_id != f"{prefix}-0"}
+    cancels = {r.order_id for r in sim.received_requests() if r.name == "CANCEL_ORDER"}
+    assert late_ids <= cancels, f"cancelled in our books only: {late_ids - cancels}"
     assert run.status == "PARTIAL"
     assert_matches_simulator(database_url, sim, run_id)
 
