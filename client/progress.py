@@ -70,7 +70,7 @@ class RunProgress:
                                  order.spec.quantity)
             if with_state:
                 line.status, line.filled = order.status, order.filled_quantity
-                line.avg_price, line.reason = optional(order, "avg_fill_price"), order.rejected_reason
+                line.avg_price, line.reason = optional(order, "avg_fill_price"), order.status_reason
                 for fill in order.fills:
                     if fill.HasField("commission"):
                         line.commissions[fill.exec_id] = fill.commission

@@ -190,8 +190,8 @@ def run_view(run: pb.Run) -> RenderableType:
         commissions = [f.commission for f in order.fills if f.HasField("commission") and not f.superseded_by]
         currency = next((f.commission_currency for f in order.fills if f.commission_currency), "")
         state = styled_order_status(order.status)
-        if order.rejected_reason:
-            state.append(f" {order.rejected_reason}", style="dim")
+        if order.status_reason:
+            state.append(f" {order.status_reason}", style="dim")
         table.add_row(order.spec.client_order_id, side_name(order.spec.side), order.spec.symbol, state,
                       f"{quantity(order.filled_quantity)}/{quantity(order.spec.quantity)}",
                       price(optional(order, "avg_fill_price")),

@@ -69,7 +69,7 @@ def order_to_proto(order: TradeOrder, *, with_fills: bool) -> pb.Order:
         filled_quantity=order.filled_qty,
         ib_order_id=order.ib_order_id or 0,
         ib_perm_id=order.ib_perm_id or 0,
-        rejected_reason=order.rejected_reason or "",
+        status_reason=order.status_reason or "",
         last_status_time=timestamp(order.last_status_ts),
         account=order.account or "",
     )

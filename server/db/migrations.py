@@ -222,8 +222,25 @@ def models_ddl_checksum() -> str:
     return hashlib.sha256("\n;\n".join(parts).encode()).hexdigest()
 
 
+# Columns renamed since SQLite files were first made (table, old name, new name): create_all
+# never alters an existing table, and a model reading a column by its new name would fail.
+SQLITE_COLUMN_RENAMES = (("trade_orders", "rejected_reason", "status_reason"),)
+
+
+def _rename_sqlite_columns(conn: Connection) -> list[str]:
+    renamed = []
+    for table, old, new in SQLITE_COLUMN_RENAMES:
+        columns = {row[1] for row in conn.exec_driver_sql(f'PRAGMA table_info("{table}")')}
+        if old in columns and new not in columns:
+            conn.exec_driver_sql(f'ALTER TABLE "{table}" RENAME COLUMN "{old}" TO "{new}"')
+            renamed.append(f"sqlite:rename {table}.{old} to {new}")
+            log.info("renamed %s.%s to %s", table, old, new)
+    return renamed
+
+
 def _upgrade_sqlite(conn: Connection) -> list[str]:
     with conn:
+        renamed = _rename_sqlite_columns(conn)
         Base.metadata.create_all(conn)
         checksum = models_ddl_checksum()
         recorded = conn.execute(
@@ -236,11 +253,11 @@ def _upgrade_sqlite(conn: Connection) -> list[str]:
                 )
             )
             conn.commit()
-            return [SQLITE_MODELS_MIGRATION]
+            return [*renamed, SQLITE_MODELS_MIGRATION]
         if recorded != checksum:
             log.warning(
                 "this SQLite database was created from older models: new tables were added, but "
                 "columns and indexes of existing tables were not; recreate the file to get them"
             )
         conn.commit()
-        return []
+        return renamed

@@ -193,7 +193,9 @@ class TradeOrder(Base):
     ib_order_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     ib_perm_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # 64-bit at IB
     last_status_ts: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    rejected_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Why the order is where it is, when IB or the gateway said: IB's refusal or cancel reason, a
+    # withdrawal, what left it UNKNOWN. Named status_reason by the seed; renamed in 20261128.
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     run: Mapped[TradeRun] = relationship(back_populates="orders", lazy="raise")
     fills: Mapped[list[TradeFill]] = relationship(back_populates="order", lazy="raise")

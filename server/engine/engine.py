@@ -156,7 +156,12 @@ class ExecutionEngine:
             raise DatabaseUnavailable("the database is not taking writes; IB events are held")
         # Shielded: a caller that goes away mid-commit must not leave a stored run without its
         # deadline or its orders unqueued.
-        return await asyncio.shield(self._admit(request, self._senders[request.mode]))
+        admission = asyncio.ensure_future(self._admit(request, self._senders[request.mode]))
+        try:
+            return await asyncio.shield(admission)
+        except asyncio.CancelledError:
+            admission.add_done_callback(_log_abandoned_admission)  # nobody else will hear of it
+            raise
 
     async def _admit(self, request: RunRequest, sender: OrderSender) -> tuple[TradeRun, bool]:
         session = sender.session
@@ -212,6 +217,11 @@ class ExecutionEngine:
                 message = "run had already finished; nothing sent"
             outcomes.append(CancelOutcome(order.client_order_id, order.ib_order_id or 0, order.status, code, message))
         return refreshed, outcomes
+
+
+def _log_abandoned_admission(task: asyncio.Future[tuple[TradeRun, bool]]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("recording a run whose caller went away failed", exc_info=task.exception())
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

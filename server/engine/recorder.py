@@ -234,15 +234,15 @@ class Recorder:
         if current == OrderStatus.REJECTED and report.ib_status in state.ALIVE_IB_STATES and _refused_by_unknown_code(order):
             # We took an error code we do not know for a refusal; IB now says the order works.
             log.warning("%s: IB reports %s after an unclassified error (%s); the order is working",
-                        order.client_order_id, report.ib_status, order.rejected_reason)
-            order.rejected_reason = None
+                        order.client_order_id, report.ib_status, order.status_reason)
+            order.status_reason = None
             current = OrderStatus.SUBMITTED
             self.revived.append(order)
         new_status = state.status_from_ib(
             current, report.ib_status, order.filled_qty, order.quantity,
             rejected=current == OrderStatus.REJECTED,
         )
-        reason = order.rejected_reason if new_status in (OrderStatus.CANCELLED, OrderStatus.REJECTED) else None
+        reason = order.status_reason if new_status in (OrderStatus.CANCELLED, OrderStatus.REJECTED) else None
         self.set_order_status(order, new_status, report.ib_status, reason, report.received_at)
         return order
 
@@ -417,19 +417,19 @@ class Recorder:
             return order
         if kind == OrderErrorKind.CANCELLED:
             if current not in (OrderStatus.FILLED, OrderStatus.REJECTED):
-                order.rejected_reason = reason
+                order.status_reason = reason
                 self.set_order_status(order, OrderStatus.CANCELLED, f"error {error.code}", reason, error.received_at)
             return order
         if current in state.DONE_STATES:
             return order  # already settled; a fill arriving later still corrects it
-        order.rejected_reason = reason
+        order.status_reason = reason
         self.set_order_status(order, OrderStatus.REJECTED, f"error {error.code}", reason, error.received_at)
         return order
 
     # -- the gateway's own decisions about orders ------------------------------------------------
 
     def cancel_in_books(self, order: TradeOrder, ib_status: str, reason: str) -> None:
-        order.rejected_reason = reason
+        order.status_reason = reason
         self.set_order_status(order, OrderStatus.CANCELLED, ib_status, reason)
 
     def withdraw(self, order_id: int) -> None:
@@ -463,11 +463,11 @@ class Recorder:
         resolved = []
         for order in orders:
             if began is not None and order.created_at is not None and order.created_at < began:
-                if not order.rejected_reason:
+                if not order.status_reason:
                     log.warning("%s stays UNKNOWN: created %sZ, before IB's current day began (%sZ); IB's "
                                 "reconciliation cannot tell whether it reached IB", order.client_order_id,
                                 order.created_at.isoformat(timespec="seconds"), began.isoformat(timespec="seconds"))
-                    order.rejected_reason = (
+                    order.status_reason = (
                         "created before IB's current day began, which IB's reports no longer cover: "
                         "check it in TWS / Account Management, then settle it"
                     )
@@ -493,7 +493,7 @@ class Recorder:
         """Decides the run's status from its orders; emits a final run_status event if it changed."""
         outcomes = [
             state.OrderOutcome(
-                o.client_order_id, OrderStatus(o.status), o.quantity, o.filled_qty, o.rejected_reason
+                o.client_order_id, OrderStatus(o.status), o.quantity, o.filled_qty, o.status_reason
             )
             for o in self.orders_of(run.id)
         ]
@@ -572,6 +572,6 @@ def _placed_by(order: TradeOrder, *, endpoint: str, client_id: int, order_id: in
 
 def _refused_by_unknown_code(order: TradeOrder) -> bool:
     """The order was REJECTED on an error code this gateway does not classify (reason 'IB <code>: ...')."""
-    reason = order.rejected_reason or ""
+    reason = order.status_reason or ""
     head = reason[3:].split(":", 1)[0] if reason.startswith("IB ") else ""
     return head.isdigit() and classify_order_error(int(head)) == OrderErrorKind.UNKNOWN

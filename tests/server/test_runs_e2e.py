@@ -65,10 +65,10 @@ def test_a_rejection_fails_the_run_and_keeps_ibs_reason(start_gateway):
     assert run.status == pb.RUN_STATUS_FAILED
     (order,) = run.orders
     assert order.status == pb.ORDER_STATUS_REJECTED
-    assert "No trading permissions" in order.rejected_reason
+    assert "No trading permissions" in order.status_reason
     assert f"{live.prefix}-r" in run.status_reason and "No trading permissions" in run.status_reason
     (row,) = live.orders(run.run_id)
-    assert "201" in row.rejected_reason and row.status == OrderStatus.REJECTED
+    assert "201" in row.status_reason and row.status == OrderStatus.REJECTED
 
 
 def test_mixed_outcomes_make_a_partial_run(start_gateway):
@@ -165,7 +165,7 @@ def test_orders_still_waiting_for_pacing_at_the_deadline_are_withdrawn_not_sent_
                "the connect-time reconciliation")
     run, _ = live.run_to_end(*[live.order(f"o{i}", "AAPL") for i in range(4)], deadline=1.6)
     withdrawn = {o.spec.client_order_id for o in run.orders
-                 if o.status == pb.ORDER_STATUS_CANCELLED and "withdrawn" in o.rejected_reason}
+                 if o.status == pb.ORDER_STATUS_CANCELLED and "withdrawn" in o.status_reason}
     assert withdrawn, "the test needs orders that were still waiting at the deadline"
     assert run.status == pb.RUN_STATUS_PARTIAL  # and some that were sent in time
 

@@ -59,7 +59,7 @@ def test_a_refusal_ends_its_order_rejected_at_once(start_gateway, code, message,
     assert run.status == pb.RUN_STATUS_PARTIAL
     rows = {o.client_order_id: o for o in live.orders(run.run_id)}
     assert rows[refused.client_order_id].status == OrderStatus.REJECTED.value
-    assert rows[refused.client_order_id].rejected_reason == f"IB {code}: {message}"
+    assert rows[refused.client_order_id].status_reason == f"IB {code}: {message}"
     assert f"IB {code}: {message}" in run.status_reason
     assert rows[live.prefix + "-fine"].status == OrderStatus.FILLED.value
     if code == 13579:

@@ -114,14 +114,14 @@ class Fill(_message.Message):
     def __init__(self, exec_id: _Optional[str] = ..., quantity: _Optional[float] = ..., price: _Optional[float] = ..., commission: _Optional[float] = ..., commission_currency: _Optional[str] = ..., realized_pnl: _Optional[float] = ..., trade_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., currency: _Optional[str] = ..., exchange: _Optional[str] = ..., account: _Optional[str] = ..., superseded_by: _Optional[str] = ...) -> None: ...
 
 class Order(_message.Message):
-    __slots__ = ("spec", "status", "filled_quantity", "avg_fill_price", "ib_order_id", "ib_perm_id", "rejected_reason", "last_status_time", "fills", "account")
+    __slots__ = ("spec", "status", "filled_quantity", "avg_fill_price", "ib_order_id", "ib_perm_id", "status_reason", "last_status_time", "fills", "account")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     FILLED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
     AVG_FILL_PRICE_FIELD_NUMBER: _ClassVar[int]
     IB_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     IB_PERM_ID_FIELD_NUMBER: _ClassVar[int]
-    REJECTED_REASON_FIELD_NUMBER: _ClassVar[int]
+    STATUS_REASON_FIELD_NUMBER: _ClassVar[int]
     LAST_STATUS_TIME_FIELD_NUMBER: _ClassVar[int]
     FILLS_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -131,11 +131,11 @@ class Order(_message.Message):
     avg_fill_price: float
     ib_order_id: int
     ib_perm_id: int
-    rejected_reason: str
+    status_reason: str
     last_status_time: _timestamp_pb2.Timestamp
     fills: _containers.RepeatedCompositeFieldContainer[Fill]
     account: str
-    def __init__(self, spec: _Optional[_Union[OrderSpec, _Mapping]] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., filled_quantity: _Optional[float] = ..., avg_fill_price: _Optional[float] = ..., ib_order_id: _Optional[int] = ..., ib_perm_id: _Optional[int] = ..., rejected_reason: _Optional[str] = ..., last_status_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fills: _Optional[_Iterable[_Union[Fill, _Mapping]]] = ..., account: _Optional[str] = ...) -> None: ...
+    def __init__(self, spec: _Optional[_Union[OrderSpec, _Mapping]] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., filled_quantity: _Optional[float] = ..., avg_fill_price: _Optional[float] = ..., ib_order_id: _Optional[int] = ..., ib_perm_id: _Optional[int] = ..., status_reason: _Optional[str] = ..., last_status_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fills: _Optional[_Iterable[_Union[Fill, _Mapping]]] = ..., account: _Optional[str] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("run_id", "mode", "account", "status", "status_reason", "submitted_by", "created_at", "updated_at", "deadline_at", "finished_at", "orders", "last_sequence")

@@ -74,6 +74,7 @@ def test_migrations_apply_base_first_then_patches_by_name() -> None:
         "20261125_execgw_case_sensitive_client_order_id.sql",
         "20261126_execgw_perm_id_bigint.sql",
         "20261127_execgw_case_sensitive_run_id.sql",
+        "20261128_execgw_order_status_reason.sql",
     ]
 
 
@@ -488,3 +489,28 @@ def test_execgw_db_upgrade_never_shows_the_password() -> None:
     assert result.returncode == 1
     assert "s3cret-pw" not in result.stdout + result.stderr
     assert "mysql+pymysql://execgw:***@127.0.0.1:1/execgw" in result.stderr
+
+
+def test_an_sqlite_file_from_before_the_rename_keeps_its_order_reasons(tmp_path: Path) -> None:
+    """A file made when the column was rejected_reason: upgrade renames it in place, data kept."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql('ALTER TABLE trade_orders RENAME COLUMN status_reason TO rejected_reason')
+            conn.exec_driver_sql(
+                "INSERT INTO trade_runs (id, mode, status, last_sequence, created_at, updated_at) "
+                "VALUES ('3f2b8c1e-9d4a-4e7b-8a6f-1c2d3e4f5a6b', 'paper', 'FAILED', 0, '2026-11-27', '2026-11-27')")
+            conn.exec_driver_sql(
+                "INSERT INTO trade_orders (run_id, client_order_id, symbol, sec_type, exchange, currency, side, "
+                "quantity, order_type, status, filled_qty, created_at, updated_at, rejected_reason) VALUES "
+                "('3f2b8c1e-9d4a-4e7b-8a6f-1c2d3e4f5a6b', 'old-1', 'AAPL', 'STK', 'SMART', 'USD', 'BUY', 1, 'MKT', "
+                "'REJECTED', 0, '2026-11-27', '2026-11-27', 'IB 201: no permissions')")
+        assert "sqlite:rename trade_orders.rejected_reason to status_reason" in upgrade(url)
+        assert upgrade(url) == []
+        with Session(engine) as session:
+            order = session.scalars(select(TradeOrder).where(TradeOrder.client_order_id == "old-1")).one()
+            assert order.status_reason == "IB 201: no permissions"
+    finally:
+        engine.dispose()

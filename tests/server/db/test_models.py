@@ -116,7 +116,7 @@ def test_run_order_and_fill_round_trip(session: Session) -> None:
     )
     assert order_back.ib_perm_id == 987654321
     assert order_back.filled_qty == 0.0 and isinstance(order_back.filled_qty, float)
-    assert order_back.avg_fill_price is None and order_back.rejected_reason is None
+    assert order_back.avg_fill_price is None and order_back.status_reason is None
 
     [fill_back] = order_back.fills
     assert fill_back.exec_id == "0000e0d5.6571c5b6.01.01"

@@ -153,7 +153,7 @@ def test_what_an_error_code_does_to_a_working_order(engine, store, code, expecte
     row = _reload(engine, order)
     assert row.status == expected
     if expected != "SUBMITTED":
-        assert row.rejected_reason == f"IB {code}: IB's words"
+        assert row.status_reason == f"IB {code}: IB's words"
 
 
 def test_an_order_refused_by_an_unknown_code_comes_back_when_ib_works_it(engine, store):
@@ -163,7 +163,7 @@ def test_an_order_refused_by_an_unknown_code_comes_back_when_ib_works_it(engine,
     alive = _status(order, client_id=OUR_CLIENT, order_id=order.ib_order_id or 0, perm_id=666, status="Submitted")
     _write(store, lambda rec: rec.apply_order_status(alive))
     row = _reload(engine, order)
-    assert row.status == "SUBMITTED" and row.rejected_reason is None
+    assert row.status == "SUBMITTED" and row.status_reason is None
 
 
 def test_an_order_refused_by_a_known_code_stays_refused(engine, store):
@@ -180,7 +180,7 @@ def test_unknown_orders_from_before_ibs_day_stay_unknown(engine, store):
     after = _order(engine, status="UNKNOWN")
     _write(store, lambda rec: rec.resolve_unknown(ENDPOINT, OUR_CLIENT, day_began))
     assert _reload(engine, before).status == OrderStatus.UNKNOWN.value
-    assert "before IB's current day" in (_reload(engine, before).rejected_reason or "")
+    assert "before IB's current day" in (_reload(engine, before).status_reason or "")
     assert _reload(engine, after).status == OrderStatus.CANCELLED.value
 
 

@@ -171,7 +171,7 @@ def test_sigkill_between_writing_orders_and_sending_them(world, database_url):
     assert [o.order_ref for o in sim.received_orders() if o.order_ref.startswith(prefix)] == [f"{prefix}-0"], (
         "an order written before the crash was sent after it"
     )
-    statuses = {row.client_order_id: (row.status, row.rejected_reason or "") for row in rows}
+    statuses = {row.client_order_id: (row.status, row.status_reason or "") for row in rows}
     assert statuses[f"{prefix}-0"][0] == "FILLED"
     for late in (f"{prefix}-1", f"{prefix}-2"):
         assert statuses[late][0] == "CANCELLED" and "never reached IB" in statuses[late][1]
@@ -272,7 +272,7 @@ def test_an_order_from_before_ibs_day_stays_unknown_after_a_restart(world, datab
     by_ref = {r.client_order_id: r for r in rows}
     yesterday, today = by_ref[f"{prefix}-0"], by_ref[f"{prefix}-1"]
     assert yesterday.status == "UNKNOWN"
-    assert "before IB's current day" in (yesterday.rejected_reason or "")
-    assert today.status == "CANCELLED" and "never reached IB" in (today.rejected_reason or "")
+    assert "before IB's current day" in (yesterday.status_reason or "")
+    assert today.status == "CANCELLED" and "never reached IB" in (today.status_reason or "")
     assert f"{prefix}-0 UNKNOWN" in (run.status_reason or "")
     assert fills == []

@@ -105,8 +105,8 @@ def test_a_socket_error_during_the_write_is_not_read_as_ibs_refusal(start_gatewa
     [order] = live.orders(run_id)
     # Nothing reached IB: never "refused by IB"; UNKNOWN until reconciliation, which then finds
     # IB never had it. Never resent: one attempt on the wire at most.
-    assert order.status != "REJECTED", order.rejected_reason
-    assert "IB 512" not in (order.rejected_reason or "")
+    assert order.status != "REJECTED", order.status_reason
+    assert "IB 512" not in (order.status_reason or "")
     assert [o for o in live.sim.orders() if o.order_ref == order.client_order_id] == []
     eventually(lambda: live.run_row(run_id).status != "RUNNING", timeout=40, what="the run ended")
 
@@ -141,6 +141,6 @@ def test_a_cancel_whose_write_fails_does_not_reject_the_order(start_gateway, eve
     assert FailingCancel.failed, "the injected failure never happened: the test proves nothing"
     eventually(lambda: live.run_row(run_id).status != "RUNNING", timeout=40, what="the run ended")
     [order] = live.orders(run_id)
-    assert order.status == "CANCELLED", (order.status, order.rejected_reason)
-    assert "515" not in (order.rejected_reason or "")
+    assert order.status == "CANCELLED", (order.status, order.status_reason)
+    assert "515" not in (order.status_reason or "")
     assert [o.status for o in live.sim.orders() if o.order_ref == order.client_order_id] == ["Cancelled"]
