@@ -8,7 +8,7 @@ from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from execgw.server.db.models import TradeFill, TradeOrder, TradeRun
-from execgw.server.engine.store import StoredEvent
+from execgw.server.engine.stored_event import StoredEvent
 from execgw.v1 import execution_pb2 as pb
 
 MODE_TO_PROTO = {"paper": pb.TRADING_MODE_PAPER, "live": pb.TRADING_MODE_LIVE}

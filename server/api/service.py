@@ -30,7 +30,8 @@ from execgw.server.engine.runs import (
     NotConnected,
     RunNotFound,
 )
-from execgw.server.engine.store import Store, StoredEvent
+from execgw.server.engine.store import Store
+from execgw.server.engine.stored_event import StoredEvent
 from execgw.server.engine.validation import (
     DEFAULT_RULES,
     OrderRequest,

@@ -9,7 +9,8 @@ from typing import TypeVar
 
 from execgw.server.engine.bus import EventBus
 from execgw.server.engine.recorder import Recorder
-from execgw.server.engine.store import Store, StoredEvent
+from execgw.server.engine.store import Store
+from execgw.server.engine.stored_event import StoredEvent
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
-from execgw.server.engine.store import StoredEvent
+from execgw.server.engine.stored_event import StoredEvent
 
 
 class Subscription:

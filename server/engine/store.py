@@ -12,9 +12,8 @@ import asyncio
 import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, selectinload
@@ -23,28 +22,9 @@ from execgw.server.db.engine import make_session_factory
 from execgw.server.db.models import OrderStatus, RunStatus, TradeEvent, TradeFill, TradeOrder, TradeRun
 from execgw.server.engine.recorder import Recorder
 from execgw.server.engine.state import DONE_STATES
+from execgw.server.engine.stored_event import StoredEvent
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """An event row after its transaction committed: safe to hand to watchers."""
-
-    run_id: str
-    sequence: int
-    kind: str
-    payload: dict[str, Any]
-    ib_time: datetime | None
-    stored_at: datetime
-
-    @property
-    def is_final(self) -> bool:
-        return self.kind == "run_status" and bool(self.payload.get("final"))
-
-    @classmethod
-    def of(cls, row: TradeEvent) -> StoredEvent:
-        return cls(row.run_id, row.sequence, row.kind, dict(row.payload), row.ib_time, row.stored_at)
 
 
 class Store:

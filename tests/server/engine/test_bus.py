@@ -4,7 +4,7 @@ import asyncio
 from datetime import datetime
 
 from execgw.server.engine.bus import EventBus
-from execgw.server.engine.store import StoredEvent
+from execgw.server.engine.stored_event import StoredEvent
 
 
 def event(sequence: int, run_id: str = "r") -> StoredEvent:
@@ -38,3 +38,12 @@ def test_events_go_only_to_watchers_of_their_run_and_close_all_wakes_everyone():
         assert bus.watcher_count("r") == bus.watcher_count("x") == 0
 
     asyncio.run(scenario())
+
+
+def test_the_bus_needs_nothing_from_the_store() -> None:
+    import subprocess
+    import sys
+
+    probe = "import sys, execgw.server.engine.bus; print('execgw.server.engine.store' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "False"

@@ -116,7 +116,7 @@ def test_a_cancel_whose_write_fails_does_not_reject_the_order(start_gateway, eve
     Either way IB never refused the order: it is still working at IB and is cancelled once the
     connection is back."""
     live = start_gateway({"default": {"outcome": "rest"}})
-    run_id = live.submit(live.order("resting", quantity=4), deadline=30).run.run_id
+    run_id = live.submit(live.order("resting", quantity=4), deadline=8).run.run_id
     live.sim.wait_for_order(f"{live.prefix}-resting", timeout=5)
     conn = _ibapi_connection(live)
     real_socket = conn.socket
