@@ -18,9 +18,11 @@ from execgw.client.errors import (
     Unavailable,
 )
 from execgw.client.orders import Order, OrderFormatError, new_client_order_id
+from execgw.client.tls import ClientTls, TlsFileError
 
 __all__ = [
     "DEFAULT_TARGET",
+    "ClientTls",
     "Conflict",
     "ExecGwClient",
     "ExecGwError",
@@ -31,6 +33,7 @@ __all__ = [
     "PreconditionFailed",
     "RetryPolicy",
     "SubmitResult",
+    "TlsFileError",
     "Unavailable",
     "new_client_order_id",
 ]

@@ -19,6 +19,7 @@ import os
 import socket
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 from rich.text import Text
 
@@ -34,6 +35,8 @@ from execgw.client.errors import (
 from execgw.client.orders import Order, OrderFormatError, load_orders_file, parse_order_arg
 from execgw.client.progress import RunProgress, follow_run
 from execgw.client.render import cancel_view, make_console, run_view, runs_table, submit_view
+from execgw.client.tls import CA_ENV, CERT_ENV, KEY_ENV, ClientTls, TlsFileError
+from execgw.client.token import TOKEN_ENV, TOKEN_FILE_ENV, TokenError
 from execgw.v1 import execution_pb2 as pb
 
 TARGET_ENV = "EXECGW_TARGET"
@@ -61,6 +64,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             help=f"the gateway (default ${TARGET_ENV}, else {DEFAULT_TARGET})")
     connection.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                             help="deadline of each request (default 10)")
+    connection.add_argument("--tls-ca", type=Path, metavar="FILE",
+                            help=f"connect with TLS, trusting this CA's PEM (default ${CA_ENV})")
+    connection.add_argument("--tls-cert", type=Path, metavar="FILE",
+                            help=f"client certificate PEM, for a gateway that requires one (default ${CERT_ENV})")
+    connection.add_argument("--tls-key", type=Path, metavar="FILE",
+                            help=f"key of --tls-cert (default ${KEY_ENV})")
+    connection.add_argument("--token-file", type=Path, metavar="FILE",
+                            help=f"file holding the caller's token (default ${TOKEN_ENV}, else the file "
+                                 f"${TOKEN_FILE_ENV}); never give the token itself as an argument: ps shows it")
 
     submit = subparsers.add_parser(
         "submit", parents=[connection], help="submit a run of market orders",
@@ -77,7 +89,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     submit.add_argument("--account", default="", help="IB account (default: the endpoint's default account)")
     submit.add_argument("--deadline", type=float, metavar="SECONDS",
                         help="cancel what has not filled after this long (default: the gateway's)")
-    submit.add_argument("--submitted-by", default=None, metavar="WHO", help="kept with the run (default user@host)")
+    submit.add_argument("--submitted-by", default=None, metavar="WHO", help="a note kept with the run (default user@host); the gateway records the "
+                             "authenticated caller as submitted_by")
     submit.add_argument("--watch", action="store_true", help="then follow the run to its end, like watch")
     submit.set_defaults(func=run_submit)
 
@@ -126,6 +139,13 @@ def target_of(args: argparse.Namespace) -> str:
     return args.target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
 
 
+def tls_of(args: argparse.Namespace) -> ClientTls | None:
+    """TLS from the flags when any is given, else from the environment; None is plaintext."""
+    if args.tls_ca or args.tls_cert or args.tls_key:
+        return ClientTls(args.tls_ca, args.tls_cert, args.tls_key)
+    return ClientTls.from_environment()
+
+
 def exit_code(status: int) -> int:
     return EXIT_BY_RUN_STATUS.get(status, EXIT_RUNNING)
 
@@ -137,7 +157,7 @@ def reports_errors(command: Command) -> Command:
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
-        except (ExecGwError, OrderFormatError) as error:
+        except (ExecGwError, OrderFormatError, TlsFileError, TokenError) as error:
             return print_error(describe_error(error, args))
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
@@ -162,7 +182,7 @@ def describe_error(error: Exception, args: argparse.Namespace) -> str:
 
 
 def connect(args: argparse.Namespace) -> ExecGwClient:
-    return ExecGwClient(target_of(args), timeout=args.timeout)
+    return ExecGwClient(target_of(args), tls=tls_of(args), timeout=args.timeout, token_file=args.token_file)
 
 
 def read_orders(args: argparse.Namespace) -> list[Order]:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
@@ -18,6 +19,8 @@ import grpc
 
 from execgw.client.errors import ExecGwError, Unavailable, translate
 from execgw.client.orders import Order, order_specs
+from execgw.client.tls import ClientTls
+from execgw.client.token import bearer_metadata, token_from
 from execgw.v1 import execution_pb2 as pb
 from execgw.v1 import execution_pb2_grpc as pb_grpc
 
@@ -65,8 +68,9 @@ class SubmitResult:
 class ExecGwClient:
     """Client of one execgw gateway.
 
-    ``target`` is host:port (plaintext); pass ``channel`` to use your own (TLS, interceptors,
-    tests) — it is then left open on ``close()``. ``timeout`` is each unary call's deadline in
+    ``target`` is host:port, plaintext unless ``tls`` says which CA to trust (and which client
+    certificate to present); pass ``channel`` to use your own (interceptors, tests) — it is then
+    left open on ``close()``. ``timeout`` is each unary call's deadline in
     seconds; watch streams have none (they last as long as the run).
     """
 
@@ -75,16 +79,25 @@ class ExecGwClient:
         target: str = DEFAULT_TARGET,
         *,
         channel: grpc.Channel | None = None,
+        tls: ClientTls | None = None,
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        token: str | None = None,
+        token_file: Path | None = None,
     ) -> None:
+        # The caller's credential: ``token``, else read from ``token_file``, EXECGW_TOKEN or
+        # EXECGW_TOKEN_FILE (TokenError if unreadable); sent as "authorization: Bearer" metadata.
+        self._metadata = bearer_metadata(token or token_from(token_file))
         self.target = target
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._owns_channel = channel is None
-        self._channel = channel if channel is not None else grpc.insecure_channel(target)
+        if channel is None:
+            channel = (grpc.secure_channel(target, tls.channel_credentials()) if tls is not None
+                       else grpc.insecure_channel(target))
+        self._channel = channel
         self._stub = pb_grpc.ExecutionServiceStub(self._channel)
 
     def __enter__(self) -> ExecGwClient:
@@ -159,7 +172,7 @@ class ExecGwClient:
         last = after_sequence
         failures = 0
         while True:
-            call = self._stub.WatchRun(pb.WatchRunRequest(run_id=run_id, after_sequence=last))
+            call = self._stub.WatchRun(pb.WatchRunRequest(run_id=run_id, after_sequence=last), metadata=self._metadata)
             try:
                 for message in call:
                     failures = 0
@@ -208,7 +221,7 @@ class ExecGwClient:
         failure = 0
         while True:
             try:
-                return method(request, timeout=self.timeout)
+                return method(request, timeout=self.timeout, metadata=self._metadata)
             except grpc.RpcError as rpc_error:
                 error: ExecGwError = translate(rpc_error)
                 failure += 1

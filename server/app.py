@@ -19,8 +19,11 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.engine import URL
 
+from execgw.server.api.auth import Authenticator, CallerAuthentication
+from execgw.server.api.bind_guard import check_bind
 from execgw.server.api.health import HealthWithReasons
 from execgw.server.api.service import ExecutionService, ServiceLimits
+from execgw.server.api.tls import ServerCertificates, tls_files_of, transport_of
 from execgw.server.api.watch_limits import server_options
 from execgw.server.config import Settings, split_host_port
 from execgw.server.db.engine import display_url, make_engine, resolve_database_url
@@ -32,6 +35,7 @@ from execgw.server.engine.runs import EngineTimings
 from execgw.server.engine.store import Store
 from execgw.server.engine.tasks import TaskSupervisor
 from execgw.server.engine.validation import OrderRules
+from execgw.server.guards import account_guard_of, pre_trade_limits_of
 from execgw.server.ib.endpoint import Endpoint
 from execgw.server.ib.session import IBSession
 from execgw.v1 import execution_pb2, execution_pb2_grpc
@@ -64,6 +68,7 @@ class Gateway:
         self.port: int = 0
         self.simulator: Simulator | None = None
         self._server: grpc.aio.Server | None = None
+        self.certificates: ServerCertificates | None = None
         self._health = HealthWithReasons()
         self.engine: ExecutionEngine | None = None
         self.store: Store | None = None
@@ -72,6 +77,12 @@ class Gateway:
 
     async def start(self) -> int:
         settings = self.settings
+        # Refused before anything starts: an exposed port, unreadable or mismatched TLS files.
+        check_bind(settings)
+        tls_files = tls_files_of(settings)
+        self.certificates = ServerCertificates(tls_files) if tls_files else None
+        # The callers file is read before anything starts: a bad one stops start-up, naming the file.
+        authentication = CallerAuthentication(Authenticator.from_settings(settings))
         database_url = database_url_of(settings)
         log.info("database %s", display_url(database_url))
         await asyncio.get_running_loop().run_in_executor(None, upgrade, database_url)
@@ -81,7 +92,7 @@ class Gateway:
             reconcile_timeout=settings.reconcile_timeout_seconds,
             commission_grace=settings.commission_grace_seconds,
         )
-        self.engine = ExecutionEngine(self.store, self.bus, timings)
+        self.engine = ExecutionEngine(self.store, self.bus, timings, account_guard_of(settings))
         for endpoint in await self._endpoints():
             self.engine.add_session(
                 IBSession(endpoint, self.engine.on_ib_event, pacing_per_second=settings.pacing_per_second)
@@ -91,7 +102,7 @@ class Gateway:
             await self._set_health(endpoint_health_name(mode), False)
         await self.engine.start()
 
-        server = grpc.aio.server(options=server_options(settings.max_watch_streams))
+        server = grpc.aio.server(options=server_options(settings.max_watch_streams), interceptors=[authentication])
         limits = ServiceLimits(
             max_orders_per_run=settings.max_orders_per_run,
             default_deadline=timedelta(seconds=settings.default_deadline_seconds),
@@ -104,6 +115,7 @@ class Gateway:
             ),
             max_watch_streams=settings.max_watch_streams,
             max_watch_streams_per_caller=settings.max_watch_streams_per_caller,
+            pre_trade=pre_trade_limits_of(settings),
         )
         execution_pb2_grpc.add_ExecutionServiceServicer_to_server(
             ExecutionService(self.engine, self.store, self.bus, limits), server
@@ -113,12 +125,15 @@ class Gateway:
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         host, port = split_host_port(settings.listen)
-        self.port = server.add_insecure_port(f"{host}:{port}")
+        if self.certificates is not None:
+            self.port = server.add_secure_port(f"{host}:{port}", self.certificates.credentials())
+        else:
+            self.port = server.add_insecure_port(f"{host}:{port}")
         await server.start()
         self._server = server
         await self._set_health("", True)
         await self._set_health(SERVICE_NAME, True)
-        log.info("execgw listening on %s:%d", host, self.port)
+        log.info("execgw listening on %s:%d (%s)", host, self.port, transport_of(tls_files))
         return self.port
 
     async def _endpoints(self) -> list[Endpoint]:
@@ -149,7 +164,10 @@ class Gateway:
         reason = ""
         if not connected and self.engine is not None:
             read_only = self.engine.read_only.get(mode)
-            if read_only is not None:
+            wrong_accounts = self.engine.wrong_accounts.get(mode)
+            if wrong_accounts is not None:
+                reason = wrong_accounts
+            elif read_only is not None:
                 reason = ("TWS / IB Gateway has 'Read-Only API' on (Global Configuration > API > Settings); "
                           f"IB said: {read_only}")
             else:
@@ -183,13 +201,16 @@ class Gateway:
 
 
 async def serve(settings: Settings) -> None:
-    """Runs the gateway until SIGTERM or SIGINT, then shuts it down gracefully."""
+    """Runs the gateway until SIGTERM or SIGINT, then shuts it down gracefully. With TLS, SIGHUP
+    reloads the certificate files for new connections."""
     gateway = Gateway(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await gateway.start()
+    if gateway.certificates is not None:  # without TLS, SIGHUP keeps its default meaning
+        loop.add_signal_handler(signal.SIGHUP, gateway.certificates.reload)
     try:
         await stop.wait()
     finally:

@@ -14,14 +14,14 @@ from collections.abc import Sequence
 
 def build_parser() -> argparse.ArgumentParser:
     from execgw.client import cli as client_cli
-    from execgw.server import serve_cli
+    from execgw.server import callers_cli, serve_cli
     from execgw.server.db import cli as db_cli
     from execgw.sim import cli as sim_cli
 
     parser = argparse.ArgumentParser(prog="execgw", description="Execution gateway for Interactive Brokers.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (serve_cli, client_cli, sim_cli, db_cli):
+    for module in (serve_cli, client_cli, sim_cli, db_cli, callers_cli):
         module.register(subparsers)
     return parser
 

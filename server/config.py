@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,6 +17,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from execgw.server.engine.account_guard import is_paper_account
 from execgw.server.engine.validation import DEFAULT_CURRENCIES, DEFAULT_EXCHANGES, DEFAULT_MAX_ORDER_QUANTITY
 from execgw.server.ib.times import validate_zone_name
 
@@ -46,6 +47,18 @@ class Settings(BaseSettings):
         5.0, gt=0, description="connect, read and write timeout for MySQL: a hung server becomes an outage"
     )
     listen: str = Field("127.0.0.1:50051", description="host:port the gRPC server binds")
+    tls_cert_file: Path | None = Field(None, description="PEM certificate (chain) of the gRPC port; unset: plaintext")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file, unencrypted, mode 600")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA(s) signing client certificates; set: every client must present one (mTLS)"
+    )
+    insecure_allow_remote: bool = Field(
+        False, description="listen on a non-loopback address without TLS and caller credentials (warned at start)"
+    )
+    callers_file: Path | None = Field(
+        None, description="TOML file of the callers (token hashes, permissions, accounts); unset: only the "
+        "implicit local caller (read, paper) on a loopback-only gateway"
+    )
     ib_paper: str | None = Field(
         None, description="host:port of the paper TWS/IB Gateway; unset starts the built-in simulator"
     )
@@ -83,6 +96,18 @@ class Settings(BaseSettings):
         "America/New_York",
         description="IANA zone of the TWS / IB Gateway login: execution times without a zone are in it",
     )
+    # Accounts and pre-trade limits (server/engine/account_guard.py, server/engine/limits.py).
+    paper_accounts: tuple[str, ...] = Field((), description="accounts paper runs may name; empty: any DU/DF IB reports")
+    live_accounts: tuple[str, ...] = Field((), description="accounts live runs may name; empty: any live one IB reports")
+    live_requires_confirmation: bool = Field(True, description='live runs must carry confirm_live = "LIVE"')
+    paper_max_order_quantity: float | None = Field(None, gt=0, description="largest paper order, in shares")
+    live_max_order_quantity: float | None = Field(None, gt=0, description="largest live order, in shares")
+    paper_max_orders_per_run: int | None = Field(None, ge=1, description="most orders in one paper run")
+    live_max_orders_per_run: int | None = Field(None, ge=1, description="most orders in one live run")
+    symbol_allowlist: tuple[str, ...] = Field((), description="symbols runs may trade; empty: any not denied")
+    symbol_denylist: tuple[str, ...] = Field((), description="symbols runs may never trade")
+    max_runs_per_minute_per_caller: int | None = Field(None, ge=1, description="new runs one caller may start a minute")
+    max_open_runs: int | None = Field(None, ge=1, description="runs RUNNING at once, all callers together")
 
     @field_validator("listen", "ib_paper", "ib_live")
     @classmethod
@@ -96,6 +121,22 @@ class Settings(BaseSettings):
     def _ib_codes(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
         # Orders are upper-cased before they are compared with these.
         return tuple(code.strip().upper() for code in codes if code.strip())
+
+    @field_validator("paper_accounts", "live_accounts", "symbol_allowlist", "symbol_denylist")
+    @classmethod
+    def _upper_codes(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
+        # IB spells accounts in upper case; orders' symbols are upper-cased before comparison.
+        return tuple(code.strip().upper() for code in codes if code.strip())
+
+    @model_validator(mode="after")
+    def _allowlists_match_their_endpoint(self) -> Settings:
+        # A live account in paper_accounts (or the reverse) is a mistake that would only show
+        # once IB reports it: refused at start-up.
+        wrong = [f"paper_accounts: {a}" for a in self.paper_accounts if not is_paper_account(a)]
+        wrong += [f"live_accounts: {a}" for a in self.live_accounts if is_paper_account(a)]
+        if wrong:
+            raise ValueError("paper accounts start DU/DF, live ones do not: " + ", ".join(wrong))
+        return self
 
     @field_validator("ib_time_zone")
     @classmethod

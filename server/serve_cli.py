@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from execgw.server.api.bind_guard import RemoteBindRefused
+from execgw.server.api.tls import TlsConfigError
 from execgw.server.app import serve
 from execgw.server.config import load_settings
 from execgw.server.db.secrets import PASSWORD_ENV, PASSWORD_FILE_ENV, DatabasePasswordError, carries_password
@@ -36,6 +38,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--database-password-file", type=Path, metavar="FILE",
         help=f"file holding the database password (EXECGW_DATABASE_PASSWORD_FILE; or {PASSWORD_ENV})",
     )
+    parser.add_argument("--tls-cert", type=Path, metavar="FILE",
+                        help="PEM certificate of the gRPC port; serves TLS (EXECGW_TLS_CERT_FILE)")
+    parser.add_argument("--tls-key", type=Path, metavar="FILE",
+                        help="PEM key of --tls-cert, unencrypted, mode 600 (EXECGW_TLS_KEY_FILE)")
+    parser.add_argument("--tls-client-ca", type=Path, metavar="FILE",
+                        help="PEM CA signing client certificates; clients must present one (EXECGW_TLS_CLIENT_CA_FILE)")
+    parser.add_argument(
+        "--insecure-allow-remote", action="store_const", const=True, default=None,
+        help="listen on a non-loopback address without TLS and caller credentials (EXECGW_INSECURE_ALLOW_REMOTE)",
+    )
     parser.add_argument("--ib-paper", help="host:port of the paper TWS/IB Gateway (EXECGW_IB_PAPER)")
     parser.add_argument("--ib-live", help="host:port of the live TWS/IB Gateway (EXECGW_IB_LIVE)")
     parser.add_argument("--ib-client-id", type=int, help="IB API client id (EXECGW_IB_CLIENT_ID)")
@@ -51,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
         settings = load_settings(
             args.config,
             listen=args.listen,
+            tls_cert_file=args.tls_cert,
+            tls_key_file=args.tls_key,
+            tls_client_ca_file=args.tls_client_ca,
+            insecure_allow_remote=args.insecure_allow_remote,
             database_url=args.database_url,
             database_password_file=args.database_password_file,
             ib_paper=args.ib_paper,
@@ -66,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
                     "%s or a file (%s, --database-password-file) instead", PASSWORD_ENV, PASSWORD_FILE_ENV)
     try:
         asyncio.run(serve(settings))
-    except DatabasePasswordError as exc:
+    except (DatabasePasswordError, TlsConfigError) as exc:
         log.error("invalid configuration: %s", exc)
+        return 2
+    except RemoteBindRefused as exc:
+        log.error("%s", exc)
         return 2
     return 0

@@ -94,6 +94,10 @@ def run_to_proto(run: TradeRun, *, with_fills: bool) -> pb.Run:
         finished_at=timestamp(run.finished_at),
         orders=[order_to_proto(o, with_fills=with_fills) for o in sorted(run.orders, key=lambda o: o.id)],
         last_sequence=run.last_sequence,
+        submitted_note=run.submitted_note or "",
+        submitted_from=run.submitted_from or "",
+        cancelled_by=run.cancelled_by or "",
+        cancelled_at=timestamp(run.cancelled_at),
     )
 
 

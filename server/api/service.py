@@ -16,12 +16,16 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from execgw.server.api import convert
+from execgw.server.api import auth, convert
+from execgw.server.api.callers import Caller, Permission
 from execgw.server.api.errors import abort_bad_request, abort_precondition
+from execgw.server.api.limit_errors import abort_limit_breached
 from execgw.server.api.watch_limits import TooManyStreams, WatchSlot, WatchSlots, caller_of
-from execgw.server.db.models import RunStatus
+from execgw.server.db.models import RunStatus, TradeRun
+from execgw.server.engine.account_guard import AccountRefused, EndpointAccountsMismatch
 from execgw.server.engine.bus import EventBus, Subscription
 from execgw.server.engine.engine import ExecutionEngine
+from execgw.server.engine.limits import LimitBreached, PreTradeGate, PreTradeLimits
 from execgw.server.engine.runs import (
     ClientOrderIdConflict,
     DatabaseUnavailable,
@@ -36,6 +40,7 @@ from execgw.server.engine.validation import (
     DEFAULT_RULES,
     OrderRequest,
     OrderRules,
+    RunRequest,
     Violation,
     validate_run,
     validate_run_id,
@@ -59,6 +64,7 @@ class ServiceLimits:
     heartbeat_seconds: float = 10.0
     max_watch_streams: int = 1000
     max_watch_streams_per_caller: int = 100
+    pre_trade: PreTradeLimits = PreTradeLimits()  # accounts aside, what a run may trade (engine/limits.py)
 
 
 class ExecutionService(pb_grpc.ExecutionServiceServicer):
@@ -68,18 +74,20 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         self._bus = bus
         self._limits = limits
         self._watch_slots = WatchSlots(limits.max_watch_streams, limits.max_watch_streams_per_caller)
+        self._pre_trade = PreTradeGate(limits.pre_trade, store.open_runs)
 
     # -- SubmitRun -----------------------------------------------------------------------------
 
     async def SubmitRun(
         self, request: pb.SubmitRunRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitRunResponse:
+        caller = await auth.require_submit(context, convert.MODE_FROM_PROTO.get(request.mode, ""), request.account)
         run_request, violations = validate_run(
             mode=convert.MODE_FROM_PROTO.get(request.mode, ""),
             account=request.account,
             orders=[_raw_order(o) for o in request.orders],
             deadline=_requested_deadline(request),
-            submitted_by=request.submitted_by or context.peer() or "",
+            submitted_by=caller.name, submitted_note=request.submitted_by, submitted_from=context.peer() or "",
             max_orders=self._limits.max_orders_per_run,
             default_deadline=self._limits.default_deadline,
             max_deadline=self._limits.max_deadline,
@@ -89,7 +97,25 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
             await abort_bad_request(context, violations)
             raise AssertionError("unreachable")
         try:
-            run, existing = await self._engine.submit_run(run_request)
+            # The per-caller run rate counts the authenticated caller.
+            run, existing = await self._submit_within_limits(run_request, caller.name, request.confirm_live)
+        except LimitBreached as breached:
+            log.warning("SubmitRun refused by the pre-trade limits: %s", breached)
+            await abort_limit_breached(context, breached)
+            raise
+        except EndpointAccountsMismatch as mismatch:
+            await abort_precondition(
+                context, grpc.StatusCode.FAILED_PRECONDITION, f"ib.{mismatch.mode}",
+                f"IB {mismatch.mode} endpoint reports accounts {', '.join(mismatch.accounts) or '(none)'}",
+                f"{mismatch.reason}; nothing was written or sent",
+            )
+            raise
+        except AccountRefused as refused:
+            await abort_precondition(
+                context, grpc.StatusCode.FAILED_PRECONDITION, "account", refused.reason,
+                f"account: {refused.reason}; nothing was written or sent",
+            )
+            raise
         except ModeNotConfigured:
             await abort_precondition(
                 context, grpc.StatusCode.FAILED_PRECONDITION, "mode",
@@ -126,18 +152,31 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
             raise
         return pb.SubmitRunResponse(run=convert.run_to_proto(run, with_fills=False), existing=existing)
 
+    async def _submit_within_limits(
+        self, run_request: RunRequest, caller: str, confirm_live: str
+    ) -> tuple[TradeRun, bool]:
+        if run_request.mode not in self._engine.sessions:
+            # The more basic answer first: no confirmation or limit makes an absent endpoint trade.
+            raise ModeNotConfigured(run_request.mode)
+        async with self._pre_trade.admission(run_request, caller, confirm_live) as admission:
+            run, existing = await self._engine.submit_run(run_request)
+            admission.created = not existing
+            return run, existing
+
     # -- GetRun / ListRuns / CancelRun -------------------------------------------------------------
 
     async def GetRun(self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.GetRunResponse:
+        caller = await auth.require(context, Permission.READ)
         await self._require_run_id(request.run_id, context)
         run = await self._store.get_run(request.run_id, with_fills=True)
-        if run is None:
+        if run is None or not auth.may_see(caller, run.account):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"run_id: no run {request.run_id!r}")
         return pb.GetRunResponse(run=convert.run_to_proto(run, with_fills=True))
 
     async def ListRuns(
         self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListRunsResponse:
+        caller = await auth.require(context, Permission.READ)
         if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
             await abort_bad_request(context, [Violation("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")])
         size = request.page_size or DEFAULT_PAGE_SIZE
@@ -146,7 +185,7 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
             before = _decode_page_token(request.page_token)
             if before is None:
                 await abort_bad_request(context, [Violation("page_token", "not a token this gateway issued")])
-        runs = await self._store.list_runs(size + 1, before)
+        runs = await self._store.list_runs(size + 1, before, caller.accounts)
         response = pb.ListRunsResponse(runs=[convert.run_to_proto(r, with_fills=False) for r in runs[:size]])
         if len(runs) > size:
             last = runs[size - 1]
@@ -156,9 +195,12 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
     async def CancelRun(
         self, request: pb.CancelRunRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelRunResponse:
+        caller = auth.current_caller()
         await self._require_run_id(request.run_id, context)
+        await auth.require(context, Permission((await self._visible_run(caller, request.run_id, context)).mode))
+        log.info("CancelRun %s by %s from %s", request.run_id, caller.name, context.peer())
         try:
-            run, outcomes = await self._engine.cancel_run(request.run_id)
+            run, outcomes = await self._engine.cancel_run(request.run_id, caller.name)
         except RunNotFound:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"run_id: no run {request.run_id!r}")
             raise
@@ -182,9 +224,11 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
     async def WatchRun(
         self, request: pb.WatchRunRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchRunResponse]:
+        caller = await auth.require(context, Permission.READ)
         await self._require_run_id(request.run_id, context)
         if request.after_sequence < 0:
             await abort_bad_request(context, [Violation("after_sequence", "must be 0 or positive")])
+        await self._visible_run(caller, request.run_id, context)
         slot = await self._take_watch_slot(context)
         # Subscribe before reading the database: an event committed in between is then in both,
         # and the sequence check below drops the second copy. Nothing falls between the two.
@@ -272,6 +316,16 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         arrives later is stored and replayed to whoever watches again from `last`.)"""
         progress = await self._store.run_progress(run_id)
         return progress is not None and progress[0] != RunStatus.RUNNING.value and progress[1] <= last
+
+    async def _visible_run(self, caller: Caller, run_id: str, context: grpc.aio.ServicerContext) -> TradeRun:
+        """The run, if this caller may know of it. A run booked to an account the caller is not
+        limited to is NOT_FOUND, word for word as a missing run: PERMISSION_DENIED would tell the
+        caller that the run exists, and which runs exist is itself what it may not read."""
+        run = await self._store.get_run(run_id, with_fills=False)
+        if run is None or not auth.may_see(caller, run.account):
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"run_id: no run {run_id!r}")
+            raise AssertionError("unreachable")
+        return run
 
     async def _require_run_id(self, run_id: str, context: grpc.aio.ServicerContext) -> None:
         """Only the canonical form SubmitRun returned: the engine knows a run by that exact string."""

@@ -238,9 +238,30 @@ def _rename_sqlite_columns(conn: Connection) -> list[str]:
     return renamed
 
 
+# Nullable columns added since SQLite files were first made (table, column, SQLite type): the
+# models read them, so an older file gets them empty, as the MySQL patch gives old rows NULL.
+SQLITE_COLUMN_ADDITIONS = (
+    ("trade_runs", "submitted_note", "VARCHAR(128)"),
+    ("trade_runs", "submitted_from", "VARCHAR(255)"),
+    ("trade_runs", "cancelled_by", "VARCHAR(128)"),
+    ("trade_runs", "cancelled_at", "DATETIME"),
+)
+
+
+def _add_sqlite_columns(conn: Connection) -> list[str]:
+    added = []
+    for table, column, sql_type in SQLITE_COLUMN_ADDITIONS:
+        columns = {row[1] for row in conn.exec_driver_sql(f'PRAGMA table_info("{table}")')}
+        if columns and column not in columns:
+            conn.exec_driver_sql(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {sql_type}')
+            added.append(f"sqlite:add {table}.{column}")
+            log.info("added %s.%s", table, column)
+    return added
+
+
 def _upgrade_sqlite(conn: Connection) -> list[str]:
     with conn:
-        renamed = _rename_sqlite_columns(conn)
+        renamed = _rename_sqlite_columns(conn) + _add_sqlite_columns(conn)
         Base.metadata.create_all(conn)
         checksum = models_ddl_checksum()
         recorded = conn.execute(

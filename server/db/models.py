@@ -137,7 +137,13 @@ class TradeRun(Base):
     account: Mapped[str | None] = mapped_column(String(32), nullable=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    submitted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    submitted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)  # the authenticated caller's name
+    # What the request's submitted_by said: a free-text note, never an identity.
+    submitted_note: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    submitted_from: Mapped[str | None] = mapped_column(String(255), nullable=True)  # gRPC peer address
+    # Who cancelled the run while it was running, and when (the first such cancel).
+    cancelled_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime6, nullable=True)
     deadline_at: Mapped[datetime | None] = mapped_column(DateTime6, nullable=True)
     # The last event sequence handed out for this run; bumped in the transaction that writes the event.
     last_sequence: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))

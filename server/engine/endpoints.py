@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from execgw.server.engine.account_guard import AccountGuard
 from execgw.server.engine.answers import OPEN_ORDER_KEYS, IbAnswers
 from execgw.server.engine.reconciler import Reconciler
 from execgw.server.engine.runs import OpenRun
@@ -32,11 +33,15 @@ CONNECTIVITY_CODES = frozenset({1100, 1101, 1102})
 
 class Endpoints:
     def __init__(
-        self, answers: IbAnswers, reconciler: Reconciler, open_runs: dict[str, OpenRun], tasks: TaskSupervisor
+        self, answers: IbAnswers, reconciler: Reconciler, open_runs: dict[str, OpenRun], tasks: TaskSupervisor,
+        account_guard: AccountGuard | None = None,
     ) -> None:
         self.sessions: dict[str, IBSession] = {}
         # mode → IB's words, while TWS answers that its API is read-only (orders get 321).
         self.read_only: dict[str, str] = {}
+        # mode → why, while the endpoint reports accounts of the other kind (paper vs live).
+        self.wrong_accounts: dict[str, str] = {}
+        self.account_guard = account_guard or AccountGuard()
         # Told (mode, ready) whenever an IB endpoint comes or goes; the health service listens.
         self.listeners: list[Callable[[str, bool], None]] = []
         self._answers = answers
@@ -47,7 +52,8 @@ class Endpoints:
     def mode_ready(self, mode: str) -> bool:
         """Connected, IB linked, and TWS takes orders from the API."""
         session = self.sessions.get(mode)
-        return session is not None and session.ready and mode not in self.read_only
+        return (session is not None and session.ready and mode not in self.read_only
+                and mode not in self.wrong_accounts)
 
     def session_at(self, address: str) -> IBSession | None:
         return next((s for s in self.sessions.values() if s.endpoint.address == address), None)
@@ -135,7 +141,10 @@ class Endpoints:
         session = self.session_at(event.endpoint)
         if session is None:
             return
-        self._tell(session.endpoint.mode, isinstance(event, ib.Connected))
+        if isinstance(event, ib.Connected):
+            self._check_accounts(session.endpoint.mode, event.accounts)
+        mode = session.endpoint.mode
+        self._tell(mode, isinstance(event, ib.Connected) and mode not in self.wrong_accounts)
         if isinstance(event, ib.Connected):
             # A new socket may find the TWS setting changed: ask again rather than remember.
             self.read_only.pop(session.endpoint.mode, None)
@@ -143,6 +152,16 @@ class Endpoints:
             self._reconcile_soon(session)
         else:
             self._answers.fail(event.endpoint, f"IB disconnected: {event.reason}")
+
+    def _check_accounts(self, mode: str, accounts: tuple[str, ...]) -> None:
+        """On every connect: a login may have changed while we were away."""
+        reason = self.account_guard.endpoint_mismatch(mode, accounts)
+        if reason is None:
+            if self.wrong_accounts.pop(mode, None) is not None:
+                log.warning("IB %s reports %s accounts only again: trading there resumes", mode, mode)
+            return
+        self.wrong_accounts[mode] = reason
+        log.error("refusing to trade on the IB %s endpoint: %s", mode, reason)
 
     def _reconcile_soon(self, session: IBSession) -> None:
         self._tasks.spawn(self._reconciler.reconcile_until_done(session), f"reconcile-{session.endpoint.mode}")

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from execgw.server.db.models import EventKind, OrderStatus, RunStatus, TradeOrder, TradeRun, utcnow
 from execgw.server.engine import state
+from execgw.server.engine.account_guard import AccountGuard, EndpointAccountsMismatch
 from execgw.server.engine.answers import IbAnswers
 from execgw.server.engine.books import Books
 from execgw.server.engine.bus import EventBus
@@ -53,7 +54,9 @@ log = logging.getLogger(__name__)
 
 
 class ExecutionEngine:
-    def __init__(self, store: Store, bus: EventBus, timings: EngineTimings | None = None) -> None:
+    def __init__(
+        self, store: Store, bus: EventBus, timings: EngineTimings | None = None, account_guard: AccountGuard | None = None
+    ) -> None:
         self.store = store
         self.bus = bus
         self.timings = timings or EngineTimings()
@@ -67,7 +70,7 @@ class ExecutionEngine:
             answers, self._books.commit, lambda run_ids: self._run_end.finish_all_soon(run_ids),
             self.timings.reconcile_timeout, self.timings.retry_interval,
         )
-        self._endpoints = Endpoints(answers, reconciler, self._open_runs, self._tasks)
+        self._endpoints = Endpoints(answers, reconciler, self._open_runs, self._tasks, account_guard)
         self._run_end = RunEnder(
             self._books, self._open_runs, self._endpoints.sessions.get, reconciler, self._tasks, self.timings
         )
@@ -93,6 +96,11 @@ class ExecutionEngine:
     def read_only(self) -> dict[str, str]:
         """mode → IB's words, while TWS answers that its API is read-only."""
         return self._endpoints.read_only
+
+    @property
+    def wrong_accounts(self) -> dict[str, str]:
+        """mode → why, while that endpoint reports accounts of the other kind (paper vs live)."""
+        return self._endpoints.wrong_accounts
 
     @property
     def connection_listeners(self) -> list[Callable[[str, bool], None]]:
@@ -152,6 +160,12 @@ class ExecutionEngine:
             raise NotConnected(request.mode)
         if request.mode in self.read_only:
             raise EndpointReadOnly(request.mode, self.read_only[request.mode])
+        # What the session holds now, not what the inbox has processed: no run slips in between.
+        guard = self._endpoints.account_guard
+        mismatch = guard.endpoint_mismatch(request.mode, session.accounts)
+        if mismatch is not None:
+            raise EndpointAccountsMismatch(request.mode, session.accounts, mismatch)
+        guard.refuse_run_account(request.mode, request.account, session.accounts)
         if not self.accepting_runs:
             raise DatabaseUnavailable("the database is not taking writes; IB events are held")
         # Shielded: a caller that goes away mid-commit must not leave a stored run without its
@@ -189,7 +203,7 @@ class ExecutionEngine:
         holding = await self.store.runs_holding([o.client_order_id for o in request.orders])
         return existing_run(holding, request)
 
-    async def cancel_run(self, run_id: str) -> tuple[TradeRun, list[CancelOutcome]]:
+    async def cancel_run(self, run_id: str, cancelled_by: str) -> tuple[TradeRun, list[CancelOutcome]]:
         run = await self.store.get_run(run_id, with_fills=False)
         if run is None:
             raise RunNotFound(run_id)
@@ -199,6 +213,7 @@ class ExecutionEngine:
             session = self.sessions.get(run.mode)
             if session is None or not session.ready:
                 raise NotConnected(run.mode)  # refused: the run is not the caller's to call cancelled
+            await self.store.write(lambda rec: _record_cancel(rec, run_id, cancelled_by))
             open_run = self._run_end.open_run(run_id)
             open_run.cancelled_by_caller = True
             await self._run_end.cancel_open_orders(session, run, open_run)
@@ -219,6 +234,15 @@ class ExecutionEngine:
         return refreshed, outcomes
 
 
+def _record_cancel(rec: Recorder, run_id: str, cancelled_by: str) -> None:
+    """Who cancelled and when, before anything goes to IB; the first cancel of a run is the one
+    that ended it, so a second one does not overwrite it."""
+    run = rec.session.get(TradeRun, run_id)
+    if run is not None and run.cancelled_by is None:
+        run.cancelled_by = cancelled_by
+        run.cancelled_at = utcnow()
+
+
 def _log_abandoned_admission(task: asyncio.Future[tuple[TradeRun, bool]]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("recording a run whose caller went away failed", exc_info=task.exception())
@@ -236,6 +260,7 @@ def _create_run(
     run = TradeRun(
         id=run_id, mode=request.mode, account=request.account or None, status=RunStatus.RUNNING.value,
         status_reason="submitted", submitted_by=request.submitted_by or None, deadline_at=deadline_at,
+        submitted_note=request.submitted_note or None, submitted_from=request.submitted_from or None,
         last_sequence=0, created_at=now, updated_at=now,
     )
     rec.session.add(run)

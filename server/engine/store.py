@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TypeVar
@@ -87,9 +87,15 @@ class Store:
 
         return await self.read(query)
 
-    async def list_runs(self, limit: int, before: tuple[datetime, str] | None) -> list[TradeRun]:
+    async def list_runs(
+        self, limit: int, before: tuple[datetime, str] | None, accounts: Collection[str] | None = None
+    ) -> list[TradeRun]:
+        """Newest first; only runs booked to `accounts` when given (a caller limited to them)."""
+
         def query(session: Session) -> list[TradeRun]:
             stmt = select(TradeRun).options(selectinload(TradeRun.orders))
+            if accounts is not None:
+                stmt = stmt.where(TradeRun.account.in_(sorted(accounts)))
             if before is not None:
                 created, run_id = before
                 stmt = stmt.where(

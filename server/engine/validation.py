@@ -78,7 +78,9 @@ class RunRequest:
     account: str
     orders: tuple[OrderRequest, ...]
     deadline: timedelta
-    submitted_by: str
+    submitted_by: str  # the authenticated caller
+    submitted_note: str = ""  # the request's free-text submitted_by
+    submitted_from: str = ""  # the caller's address (gRPC peer)
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ def validate_run(
     orders: list[OrderRequest],
     deadline: timedelta | None,
     submitted_by: str,
+    submitted_note: str = "",
+    submitted_from: str = "",
     max_orders: int,
     default_deadline: timedelta,
     max_deadline: timedelta,
@@ -153,7 +157,8 @@ def validate_run(
         problems.append(
             Violation("deadline", f"must be positive and at most {max_deadline.total_seconds():g}s")
         )
-    if len(submitted_by) > 128:
+    # The note arrives in the request's submitted_by field, and is refused under that name.
+    if len(submitted_note) > 128 or len(submitted_by) > 128:
         problems.append(Violation("submitted_by", "at most 128 characters"))
 
     seen: dict[str, int] = {}
@@ -174,7 +179,10 @@ def validate_run(
             accepted.append(order)
     if problems:
         return None, problems
-    return RunRequest(mode, account, tuple(accepted), deadline or default_deadline, submitted_by), []
+    return RunRequest(
+        mode, account, tuple(accepted), deadline or default_deadline, submitted_by, submitted_note,
+        submitted_from[:255],
+    ), []
 
 
 def _validate_order(index: int, raw: OrderRequest, rules: OrderRules) -> tuple[OrderRequest | None, list[Violation]]:

@@ -181,14 +181,24 @@ def test_orders_still_waiting_for_pacing_at_the_deadline_are_withdrawn_not_sent_
     assert_db_matches_sim(live, run.run_id)
 
 
-def test_live_runs_go_to_the_live_endpoint_only_when_enabled(start_gateway):
+def test_live_runs_go_to_the_live_endpoint_only_when_enabled(start_gateway, tmp_path):
+    from execgw.server.api.callers import Permission, add_caller
     from execgw.sim.thread import SimulatorThread
 
     live_tws = SimulatorThread(accounts=["U7654321"])
     live_tws.start()
     try:
-        live = start_gateway(ib_live=f"127.0.0.1:{live_tws.port}", live_enabled=True)
-        run, _ = live.run_to_end(live.order("real-money", "AAPL", "BUY", 1), mode=pb.TRADING_MODE_LIVE)
+        # Live always needs a configured caller allowed to trade it (the local caller never is).
+        callers = tmp_path / "callers.toml"
+        token = add_caller(callers, "desk", [Permission.READ, Permission.PAPER, Permission.LIVE])
+        live = start_gateway(ib_live=f"127.0.0.1:{live_tws.port}", live_enabled=True, callers_file=callers)
+        as_desk = (("authorization", f"Bearer {token}"),)
+        request = pb.SubmitRunRequest(mode=pb.TRADING_MODE_LIVE, orders=[live.order("real-money", "AAPL", "BUY", 1)])
+        if "confirm_live" in pb.SubmitRunRequest.DESCRIPTOR.fields_by_name:
+            request.confirm_live = "LIVE"
+        run_id = live.stub.SubmitRun(request, timeout=10, metadata=as_desk).run.run_id
+        list(live.stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=30, metadata=as_desk))
+        run = live.stub.GetRun(pb.GetRunRequest(run_id=run_id), timeout=10, metadata=as_desk).run
         assert run.mode == pb.TRADING_MODE_LIVE and run.status == pb.RUN_STATUS_SUCCESS
         assert [o.order_ref for o in live_tws.orders()] == [f"{live.prefix}-real-money"]
         assert live.sim.orders() == []  # nothing went to the paper account

@@ -138,7 +138,7 @@ class Order(_message.Message):
     def __init__(self, spec: _Optional[_Union[OrderSpec, _Mapping]] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., filled_quantity: _Optional[float] = ..., avg_fill_price: _Optional[float] = ..., ib_order_id: _Optional[int] = ..., ib_perm_id: _Optional[int] = ..., status_reason: _Optional[str] = ..., last_status_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fills: _Optional[_Iterable[_Union[Fill, _Mapping]]] = ..., account: _Optional[str] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "mode", "account", "status", "status_reason", "submitted_by", "created_at", "updated_at", "deadline_at", "finished_at", "orders", "last_sequence")
+    __slots__ = ("run_id", "mode", "account", "status", "status_reason", "submitted_by", "created_at", "updated_at", "deadline_at", "finished_at", "orders", "last_sequence", "submitted_note", "submitted_from", "cancelled_by", "cancelled_at")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +151,10 @@ class Run(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     ORDERS_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_NOTE_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_FROM_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_BY_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_AT_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     mode: TradingMode
     account: str
@@ -163,21 +167,27 @@ class Run(_message.Message):
     finished_at: _timestamp_pb2.Timestamp
     orders: _containers.RepeatedCompositeFieldContainer[Order]
     last_sequence: int
-    def __init__(self, run_id: _Optional[str] = ..., mode: _Optional[_Union[TradingMode, str]] = ..., account: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., status_reason: _Optional[str] = ..., submitted_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., orders: _Optional[_Iterable[_Union[Order, _Mapping]]] = ..., last_sequence: _Optional[int] = ...) -> None: ...
+    submitted_note: str
+    submitted_from: str
+    cancelled_by: str
+    cancelled_at: _timestamp_pb2.Timestamp
+    def __init__(self, run_id: _Optional[str] = ..., mode: _Optional[_Union[TradingMode, str]] = ..., account: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., status_reason: _Optional[str] = ..., submitted_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., orders: _Optional[_Iterable[_Union[Order, _Mapping]]] = ..., last_sequence: _Optional[int] = ..., submitted_note: _Optional[str] = ..., submitted_from: _Optional[str] = ..., cancelled_by: _Optional[str] = ..., cancelled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SubmitRunRequest(_message.Message):
-    __slots__ = ("mode", "account", "orders", "deadline", "submitted_by")
+    __slots__ = ("mode", "account", "orders", "deadline", "submitted_by", "confirm_live")
     MODE_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     ORDERS_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     SUBMITTED_BY_FIELD_NUMBER: _ClassVar[int]
+    CONFIRM_LIVE_FIELD_NUMBER: _ClassVar[int]
     mode: TradingMode
     account: str
     orders: _containers.RepeatedCompositeFieldContainer[OrderSpec]
     deadline: _duration_pb2.Duration
     submitted_by: str
-    def __init__(self, mode: _Optional[_Union[TradingMode, str]] = ..., account: _Optional[str] = ..., orders: _Optional[_Iterable[_Union[OrderSpec, _Mapping]]] = ..., deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., submitted_by: _Optional[str] = ...) -> None: ...
+    confirm_live: str
+    def __init__(self, mode: _Optional[_Union[TradingMode, str]] = ..., account: _Optional[str] = ..., orders: _Optional[_Iterable[_Union[OrderSpec, _Mapping]]] = ..., deadline: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., submitted_by: _Optional[str] = ..., confirm_live: _Optional[str] = ...) -> None: ...
 
 class SubmitRunResponse(_message.Message):
     __slots__ = ("run", "existing")

@@ -10,6 +10,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from execgw.server.api.callers import Permission, add_caller
 from execgw.v1 import execution_pb2 as pb
 
 
@@ -133,11 +134,18 @@ def test_a_fractional_quantity_of_4_decimals_is_sent_as_written_and_fills(live):
     assert sorted(o.quantity for o in live.sim.orders()) == [0.0001, 2.5]
 
 
-def test_live_mode_that_is_not_configured_is_a_failed_precondition(live):
+def test_live_mode_that_is_not_configured_is_a_failed_precondition(start_gateway, tmp_path):
+    # Asked by a caller allowed to trade live (the implicit local caller never is: test_auth.py).
+    callers = tmp_path / "callers.toml"
+    token = add_caller(callers, "desk", [Permission.READ, Permission.PAPER, Permission.LIVE])
+    live = start_gateway(callers_file=callers)
     request = pb.SubmitRunRequest(mode=pb.TRADING_MODE_LIVE, orders=[live.order("l")])
-    error = rejected(live, request)
-    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "live" in error.details()
+    before = live.counts()
+    with pytest.raises(grpc.RpcError) as caught:
+        live.stub.SubmitRun(request, timeout=10, metadata=(("authorization", f"Bearer {token}"),))
+    assert live.counts() == before, "a refused request must write nothing"
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "live" in caught.value.details()
 
 
 def test_a_retry_with_the_same_client_order_ids_returns_the_same_run_and_sends_nothing_again(live):

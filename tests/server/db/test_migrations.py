@@ -75,6 +75,7 @@ def test_migrations_apply_base_first_then_patches_by_name() -> None:
         "20261126_execgw_perm_id_bigint.sql",
         "20261127_execgw_case_sensitive_run_id.sql",
         "20261128_execgw_order_status_reason.sql",
+        "20261129_execgw_run_callers.sql",
     ]
 
 
@@ -512,5 +513,28 @@ def test_an_sqlite_file_from_before_the_rename_keeps_its_order_reasons(tmp_path:
         with Session(engine) as session:
             order = session.scalars(select(TradeOrder).where(TradeOrder.client_order_id == "old-1")).one()
             assert order.status_reason == "IB 201: no permissions"
+    finally:
+        engine.dispose()
+
+
+def test_an_sqlite_file_from_before_the_caller_columns_gets_them_empty(tmp_path: Path) -> None:
+    """A file made before 20261129: upgrade adds the caller columns, its runs keep their data."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            for column in ("submitted_note", "submitted_from", "cancelled_by", "cancelled_at"):
+                conn.exec_driver_sql(f'ALTER TABLE trade_runs DROP COLUMN "{column}"')
+            conn.exec_driver_sql(
+                "INSERT INTO trade_runs (id, mode, status, submitted_by, last_sequence, created_at, updated_at) "
+                "VALUES ('3f2b8c1e-9d4a-4e7b-8a6f-1c2d3e4f5a6b', 'paper', 'SUCCESS', 'backend', 0, "
+                "'2026-11-27', '2026-11-27')")
+        assert "sqlite:add trade_runs.cancelled_by" in upgrade(url)
+        assert upgrade(url) == []
+        with Session(engine) as session:
+            run = session.get(TradeRun, "3f2b8c1e-9d4a-4e7b-8a6f-1c2d3e4f5a6b")
+            assert run is not None and run.submitted_by == "backend"
+            assert (run.submitted_note, run.submitted_from, run.cancelled_by, run.cancelled_at) == (None,) * 4
     finally:
         engine.dispose()
