@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL
 
 from execgw.server.api.auth import Authenticator, CallerAuthentication
 from execgw.server.api.bind_guard import check_bind
+from execgw.server.api.errors import RequestDecoding
 from execgw.server.api.health import HealthWithReasons
 from execgw.server.api.service import ExecutionService, ServiceLimits
 from execgw.server.api.tls import ServerCertificates, tls_files_of, transport_of
@@ -102,7 +103,11 @@ class Gateway:
             await self._set_health(endpoint_health_name(mode), False)
         await self.engine.start()
 
-        server = grpc.aio.server(options=server_options(settings.max_watch_streams), interceptors=[authentication])
+        # A request above max_request_bytes is refused by gRPC itself (RESOURCE_EXHAUSTED) before it
+        # is decoded: the largest valid run is a few tens of KB, and every byte is held in memory.
+        options = [*server_options(settings.max_watch_streams),
+                   ("grpc.max_receive_message_length", settings.max_request_bytes)]
+        server = grpc.aio.server(options=options, interceptors=[authentication, RequestDecoding()])
         limits = ServiceLimits(
             max_orders_per_run=settings.max_orders_per_run,
             default_deadline=timedelta(seconds=settings.default_deadline_seconds),

@@ -21,6 +21,10 @@ from execgw.server.engine.account_guard import is_paper_account
 from execgw.server.engine.validation import DEFAULT_CURRENCIES, DEFAULT_EXCHANGES, DEFAULT_MAX_ORDER_QUANTITY
 from execgw.server.ib.times import validate_zone_name
 
+# Generous upper bounds of one valid order's and the rest of a SubmitRunRequest's encoded size.
+ORDER_BYTES = 256
+REQUEST_OVERHEAD_BYTES = 4096
+
 
 def split_host_port(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
@@ -67,6 +71,10 @@ class Settings(BaseSettings):
     ib_client_id: int = Field(1, ge=0, description="IB API client id the gateway connects with")
     pacing_per_second: int = Field(45, ge=1, le=49, description="outgoing IB messages per second (IB allows 50)")
     max_orders_per_run: int = Field(100, ge=1)
+    max_request_bytes: int = Field(
+        256 * 1024, ge=16 * 1024,
+        description="largest request gRPC accepts (RESOURCE_EXHAUSTED beyond); a valid order is under 160 bytes",
+    )
     # At most 10^9: with 4 decimals a quantity then has fewer than 15 digits, exact in a double.
     max_order_quantity: float = Field(
         DEFAULT_MAX_ORDER_QUANTITY, ge=0.0001, le=1_000_000_000, description="largest quantity of one order, in shares"
@@ -86,7 +94,7 @@ class Settings(BaseSettings):
     )
     max_watch_streams: int = Field(1000, ge=1, description="open WatchRun streams, all callers together")
     max_watch_streams_per_caller: int = Field(
-        100, ge=1, description="open WatchRun streams of one caller (TLS identity, else peer address)"
+        100, ge=1, description="open WatchRun streams of one caller (its name; the implicit local caller: its address)"
     )
     cancel_wait_seconds: float = Field(10.0, gt=0, description="how long a run's end waits for IB to answer cancels")
     reconcile_timeout_seconds: float = Field(15.0, gt=0, description="how long IB may take to answer a reconciliation")
@@ -136,6 +144,17 @@ class Settings(BaseSettings):
         wrong += [f"live_accounts: {a}" for a in self.live_accounts if is_paper_account(a)]
         if wrong:
             raise ValueError("paper accounts start DU/DF, live ones do not: " + ", ".join(wrong))
+        return self
+
+    @model_validator(mode="after")
+    def _a_full_run_fits_a_request(self) -> Settings:
+        # Else the largest run the settings allow would be refused by gRPC, unexplained.
+        needed = REQUEST_OVERHEAD_BYTES + ORDER_BYTES * self.max_orders_per_run
+        if self.max_request_bytes < needed:
+            raise ValueError(
+                f"max_request_bytes {self.max_request_bytes} cannot hold a run of max_orders_per_run "
+                f"{self.max_orders_per_run} orders: at least {needed}"
+            )
         return self
 
     @field_validator("ib_time_zone")

@@ -11,8 +11,13 @@ percent-encoded, three bytes a character). The worst case stays under 6 KiB of t
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -86,3 +91,42 @@ async def abort_precondition(
     packed.Pack(details)
     status = status_pb2.Status(code=code.value[0], message=bounded(message, MAX_MESSAGE), details=[packed])
     await context.abort_with_status(rpc_status.to_status(status))
+
+
+class RequestDecoding(grpc.aio.ServerInterceptor):
+    """A request that is not the method's message (bad UTF-8 in a string field, a corrupt wire
+    format) is INVALID_ARGUMENT naming `request`. grpc.aio decodes before any handler runs and
+    answers its DecodeError with UNKNOWN, which says "the server broke" (found by
+    tests/server/api/test_fuzz.py). Installed inside the authentication interceptor, so a caller
+    without a credential is still UNAUTHENTICATED first. Streamed requests are left as they are."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_streaming or handler.request_deserializer is None:
+            return handler
+        decode = handler.request_deserializer
+        behavior = handler.unary_unary or handler.unary_stream
+        method = handler_call_details.method  # type: ignore[attr-defined]
+
+        async def decoded(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return decode(raw)
+            except DecodeError as exc:
+                await abort_bad_request(context, [Violation("request", f"not a request {method} accepts: {exc}")])
+                raise
+
+        if inspect.isasyncgenfunction(behavior):
+            async def streaming(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                async for response in behavior(await decoded(raw, context), context):
+                    yield response
+            wrapped: Callable[..., Any] = streaming
+        else:
+            async def unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+                return await behavior(await decoded(raw, context), context)
+            wrapped = unary
+        make = grpc.unary_stream_rpc_method_handler if handler.response_streaming else grpc.unary_unary_rpc_method_handler
+        return make(wrapped, None, handler.response_serializer)

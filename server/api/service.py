@@ -20,7 +20,7 @@ from execgw.server.api import auth, convert
 from execgw.server.api.callers import Caller, Permission
 from execgw.server.api.errors import abort_bad_request, abort_precondition
 from execgw.server.api.limit_errors import abort_limit_breached
-from execgw.server.api.watch_limits import TooManyStreams, WatchSlot, WatchSlots, caller_of
+from execgw.server.api.watch_limits import TooManyStreams, WatchSlot, WatchSlots, stream_owner
 from execgw.server.db.models import RunStatus, TradeRun
 from execgw.server.engine.account_guard import AccountRefused, EndpointAccountsMismatch
 from execgw.server.engine.bus import EventBus, Subscription
@@ -229,7 +229,7 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         if request.after_sequence < 0:
             await abort_bad_request(context, [Violation("after_sequence", "must be 0 or positive")])
         await self._visible_run(caller, request.run_id, context)
-        slot = await self._take_watch_slot(context)
+        slot = await self._take_watch_slot(caller, context)
         # Subscribe before reading the database: an event committed in between is then in both,
         # and the sequence check below drops the second copy. Nothing falls between the two.
         subscription = self._bus.subscribe(request.run_id)
@@ -279,9 +279,9 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
             slot.release()
             self._bus.unsubscribe(subscription)
 
-    async def _take_watch_slot(self, context: grpc.aio.ServicerContext) -> WatchSlot:
+    async def _take_watch_slot(self, caller: Caller, context: grpc.aio.ServicerContext) -> WatchSlot:
         try:
-            return self._watch_slots.take(caller_of(context))
+            return self._watch_slots.take(stream_owner(caller, context))
         except TooManyStreams as refused:
             log.warning("WatchRun refused: %s", refused)
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(refused))

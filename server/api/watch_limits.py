@@ -12,6 +12,8 @@ from collections import Counter
 
 import grpc
 
+from execgw.server.api.callers import LOCAL_CALLER, Caller
+
 
 class TooManyStreams(Exception):
     """The message says which bound was reached and what to do; it goes to the caller as is."""
@@ -64,6 +66,16 @@ class WatchSlot:
         if self._held:
             self._held = False
             self._slots._give_back(self.caller)
+
+
+def stream_owner(caller: Caller, context: grpc.aio.ServicerContext) -> str:
+    """Whose streams a new one counts against: the authenticated caller's name. Callers with
+    tokens share one loopback or proxy address, so by address one could take every place of
+    the others. Only the implicit local caller (no callers file, loopback only) has no name of
+    its own: there, as before, its TLS identity or address."""
+    if caller is LOCAL_CALLER:
+        return caller_of(context)
+    return f"caller {caller.name!r}"
 
 
 def caller_of(context: grpc.aio.ServicerContext) -> str:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
+# Matched with fullmatch: `$` alone also matches before a trailing newline, so "ord-1\n" passed and
+# reached IB as an orderRef (found by tests/server/api/test_fuzz.py).
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .\-/]{0,31}$")
 ACCOUNT = re.compile(r"^[A-Za-z0-9]{1,32}$")
@@ -147,7 +149,7 @@ def validate_run(
     problems: list[Violation] = []
     if mode not in MODES:
         problems.append(Violation("mode", "must be TRADING_MODE_PAPER or TRADING_MODE_LIVE"))
-    if account and not ACCOUNT.match(account):
+    if account and not ACCOUNT.fullmatch(account):
         problems.append(Violation("account", "must be 1-32 letters or digits"))
     if not orders:
         problems.append(Violation("orders", "at least one order is required"))
@@ -200,9 +202,9 @@ def _validate_order(index: int, raw: OrderRequest, rules: OrderRules) -> tuple[O
     order_type = raw.order_type.strip().upper() or "MKT"
     symbol = raw.symbol.strip().upper()
     listing_exchanges = [e for e in rules.exchanges if e != ROUTER]
-    check(bool(CLIENT_ORDER_ID.match(raw.client_order_id)), "client_order_id",
+    check(bool(CLIENT_ORDER_ID.fullmatch(raw.client_order_id)), "client_order_id",
           "required: 1-64 characters of letters, digits, '-', '_', '.', ':'")
-    check(bool(SYMBOL.match(symbol)), "symbol", "required: 1-32 characters, letters, digits, ' ', '.', '-', '/'")
+    check(bool(SYMBOL.fullmatch(symbol)), "symbol", "required: 1-32 characters, letters, digits, ' ', '.', '-', '/'")
     check(sec_type in SEC_TYPES, "sec_type",
           f"only {', '.join(SEC_TYPES)} (stocks): the gateway sends market orders for stocks; got {shown(raw.sec_type)}")
     check(exchange in rules.exchanges, "exchange",
