@@ -91,6 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="cancel what has not filled after this long (default: the gateway's)")
     submit.add_argument("--submitted-by", default=None, metavar="WHO", help="a note kept with the run (default user@host); the gateway records the "
                              "authenticated caller as submitted_by")
+    submit.add_argument("--confirm-live", action="store_const", const="LIVE", default="",
+                        help="required with --mode live: confirms the run is meant to trade real money")
     submit.add_argument("--watch", action="store_true", help="then follow the run to its end, like watch")
     submit.set_defaults(func=run_submit)
 
@@ -222,7 +224,8 @@ def run_submit(args: argparse.Namespace) -> int:
     deadline = timedelta(seconds=args.deadline) if args.deadline is not None else None
     with connect(args) as client:
         result = client.submit(orders, mode=args.mode, account=args.account, deadline=deadline,
-                               submitted_by=args.submitted_by or default_submitter())
+                               submitted_by=args.submitted_by or default_submitter(),
+                               confirm_live=args.confirm_live)
         console = make_console()
         console.print(submit_view(result))
         if not args.watch:

@@ -122,6 +122,7 @@ class ExecGwClient:
         account: str = "",
         deadline: timedelta | None = None,
         submitted_by: str = "",
+        confirm_live: str = "",
     ) -> SubmitResult:
         """Submits a run of market orders; returns once the gateway has recorded and sent them.
 
@@ -130,13 +131,17 @@ class ExecGwClient:
         a lost response returns that run (``existing=True``) and sends nothing twice. For the same
         reason, keep the client_order_ids when retrying yourself.
 
+        A live run needs ``confirm_live="LIVE"`` (unless the gateway was told otherwise): the one
+        word that keeps a paper client pointed at live by mistake from trading.
+
         Raises InvalidRequest (``.violations`` name the fields, e.g. ``orders[0].quantity``),
         Conflict, PreconditionFailed, Unavailable, or ValueError for an unknown ``mode``/side.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         request = pb.SubmitRunRequest(
-            mode=MODES[mode], account=account, orders=order_specs(orders), submitted_by=submitted_by
+            mode=MODES[mode], account=account, orders=order_specs(orders), submitted_by=submitted_by,
+            confirm_live=confirm_live,
         )
         if deadline is not None:
             request.deadline.FromTimedelta(deadline)

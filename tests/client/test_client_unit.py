@@ -115,6 +115,14 @@ def test_submit_without_deadline_leaves_it_unset_and_live_mode_maps(fake: Fake) 
     assert future.result(timeout=5).existing is True
 
 
+def test_a_live_submit_carries_its_confirmation(fake: Fake) -> None:
+    future = fake.start(lambda: fake.client.submit([Order("a", "AAPL", "BUY", 1)], mode="live", confirm_live="LIVE"))
+    _, request, rpc = fake.channel.take_unary_unary(SUBMIT)
+    rpc.terminate(pb.SubmitRunResponse(run=pb.Run(run_id="r")), (), OK, "")
+    assert request.mode == pb.TRADING_MODE_LIVE and request.confirm_live == "LIVE"
+    future.result(timeout=5)
+
+
 def test_submit_rejects_unknown_mode_and_side_before_sending() -> None:
     client = ExecGwClient(channel=grpc_testing.channel([SERVICE], grpc_testing.strict_real_time()))
     with pytest.raises(ValueError, match="mode"):

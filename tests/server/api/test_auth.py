@@ -350,3 +350,19 @@ def test_with_a_callers_file_a_loopback_call_needs_a_credential_too(callers):
     with pytest.raises(Unauthenticated, match="credential is required"):
         auth.caller_for((), {})
     assert auth.caller_for(bearer(callers[1]["reader"]), {}).name == "reader"
+
+
+def test_another_callers_retry_of_a_run_is_refused_and_shows_nothing_of_it(guarded, callers):
+    """client_order_ids are global: a second caller repeating a run's request exactly neither
+    creates a run nor gets the first one back (it could not read it otherwise)."""
+    _, tokens = callers
+    order = guarded.order("shared")
+    first = submit(guarded, tokens["trader"], order, account="DU1")
+    before = guarded.counts()
+    error = refused(guarded.stub.SubmitRun, pb.SubmitRunRequest(
+        mode=pb.TRADING_MODE_PAPER, account="DU1", orders=[order]), metadata=bearer(tokens["du1"]))
+    assert error.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert first.run.run_id not in error.details()
+    assert guarded.counts() == before
+    again = submit(guarded, tokens["trader"], order, account="DU1")
+    assert again.existing and again.run.run_id == first.run.run_id
