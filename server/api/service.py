@@ -150,16 +150,6 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
                 str(conflict), f"orders: {conflict}; nothing was written or sent",
             )
             raise
-        if existing and run.submitted_by != caller.name:
-            # client_order_ids are global idempotency keys: another caller's identical request
-            # must neither create a second run nor be shown the first one (it may not read it).
-            subject = run_request.orders[0].client_order_id
-            await abort_precondition(
-                context, grpc.StatusCode.ALREADY_EXISTS, f"client_order_id:{subject}",
-                "already used by another caller's run",
-                f"orders: client_order_id {subject!r} is already used by another caller's run; nothing was "
-                "written or sent",
-            )
         return pb.SubmitRunResponse(run=convert.run_to_proto(run, with_fills=False), existing=existing)
 
     async def _submit_within_limits(

@@ -226,42 +226,43 @@ def models_ddl_checksum() -> str:
 # never alters an existing table, and a model reading a column by its new name would fail.
 SQLITE_COLUMN_RENAMES = (("trade_orders", "rejected_reason", "status_reason"),)
 
-
-def _rename_sqlite_columns(conn: Connection) -> list[str]:
-    renamed = []
-    for table, old, new in SQLITE_COLUMN_RENAMES:
-        columns = {row[1] for row in conn.exec_driver_sql(f'PRAGMA table_info("{table}")')}
-        if old in columns and new not in columns:
-            conn.exec_driver_sql(f'ALTER TABLE "{table}" RENAME COLUMN "{old}" TO "{new}"')
-            renamed.append(f"sqlite:rename {table}.{old} to {new}")
-            log.info("renamed %s.%s to %s", table, old, new)
-    return renamed
-
-
-# Nullable columns added since SQLite files were first made (table, column, SQLite type): the
-# models read them, so an older file gets them empty, as the MySQL patch gives old rows NULL.
+# Nullable columns added since SQLite files were first made (table, column; the type is the
+# model's): the models read them, so an older file gets them empty, as the MySQL patch gives old
+# rows NULL.
 SQLITE_COLUMN_ADDITIONS = (
-    ("trade_runs", "submitted_note", "VARCHAR(128)"),
-    ("trade_runs", "submitted_from", "VARCHAR(255)"),
-    ("trade_runs", "cancelled_by", "VARCHAR(128)"),
-    ("trade_runs", "cancelled_at", "DATETIME"),
+    ("trade_runs", "submitted_note"),
+    ("trade_runs", "submitted_from"),
+    ("trade_runs", "cancelled_by"),
+    ("trade_runs", "cancelled_at"),
 )
 
 
-def _add_sqlite_columns(conn: Connection) -> list[str]:
-    added = []
-    for table, column, sql_type in SQLITE_COLUMN_ADDITIONS:
-        columns = {row[1] for row in conn.exec_driver_sql(f'PRAGMA table_info("{table}")')}
+def _sqlite_columns(conn: Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.exec_driver_sql(f'PRAGMA table_info("{table}")')}
+
+
+def _bring_sqlite_columns_up(conn: Connection) -> list[str]:
+    """Renames and additions an existing SQLite file needs; what was done, for the caller."""
+    done = []
+    for table, old, new in SQLITE_COLUMN_RENAMES:
+        columns = _sqlite_columns(conn, table)
+        if old in columns and new not in columns:
+            conn.exec_driver_sql(f'ALTER TABLE "{table}" RENAME COLUMN "{old}" TO "{new}"')
+            done.append(f"sqlite:rename {table}.{old} to {new}")
+    for table, column in SQLITE_COLUMN_ADDITIONS:
+        columns = _sqlite_columns(conn, table)
         if columns and column not in columns:
+            sql_type = Base.metadata.tables[table].c[column].type.compile(dialect=conn.dialect)
             conn.exec_driver_sql(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {sql_type}')
-            added.append(f"sqlite:add {table}.{column}")
-            log.info("added %s.%s", table, column)
-    return added
+            done.append(f"sqlite:add {table}.{column}")
+    for step in done:
+        log.info("%s", step)
+    return done
 
 
 def _upgrade_sqlite(conn: Connection) -> list[str]:
     with conn:
-        renamed = _rename_sqlite_columns(conn) + _add_sqlite_columns(conn)
+        renamed = _bring_sqlite_columns_up(conn)
         Base.metadata.create_all(conn)
         checksum = models_ddl_checksum()
         recorded = conn.execute(

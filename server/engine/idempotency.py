@@ -21,6 +21,11 @@ def existing_run(holding: list[TradeRun], request: RunRequest) -> TradeRun | Non
         raise ClientOrderIdConflict(taken, "belongs to another run")
     run = holding[0]
     stored = {o.client_order_id: o for o in run.orders}
+    if run.submitted_by != request.submitted_by:
+        # client_order_ids are global keys: another caller's identical request must neither
+        # create a second run nor be shown the first one (it may not be allowed to read it).
+        taken = next(c for c in wanted if c in stored)
+        raise ClientOrderIdConflict(taken, "is already used by another caller's run")
     for client_order_id in wanted:
         if client_order_id not in stored:
             taken = next(c for c in wanted if c in stored)
