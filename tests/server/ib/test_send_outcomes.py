@@ -143,4 +143,6 @@ def test_a_cancel_whose_write_fails_does_not_reject_the_order(start_gateway, eve
     [order] = live.orders(run_id)
     assert order.status == "CANCELLED", (order.status, order.status_reason)
     assert "515" not in (order.status_reason or "")
+    went_through = [e.payload.get("status") for e in live.event_rows(run_id) if e.kind == "order_status"]
+    assert "ORDER_STATUS_REJECTED" not in went_through, f"taken for refused on the way: {went_through}"
     assert [o.status for o in live.sim.orders() if o.order_ref == order.client_order_id] == ["Cancelled"]
