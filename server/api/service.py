@@ -170,7 +170,7 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         await self._require_run_id(request.run_id, context)
         run = await self._store.get_run(request.run_id, with_fills=True)
         if run is None or not auth.may_see(caller, run.account):
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"run_id: no run {request.run_id!r}")
+            await _abort_no_such_run(context, request.run_id)
         return pb.GetRunResponse(run=convert.run_to_proto(run, with_fills=True))
 
     async def ListRuns(
@@ -202,7 +202,7 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         try:
             run, outcomes = await self._engine.cancel_run(request.run_id, caller.name)
         except RunNotFound:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"run_id: no run {request.run_id!r}")
+            await _abort_no_such_run(context, request.run_id)
             raise
         except NotConnected as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"IB {exc} endpoint is not connected; retry the cancel")
@@ -228,22 +228,23 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         await self._require_run_id(request.run_id, context)
         if request.after_sequence < 0:
             await abort_bad_request(context, [Violation("after_sequence", "must be 0 or positive")])
-        await self._visible_run(caller, request.run_id, context)
+        # One small read on the watchers' pool says whether the caller may see the run and how
+        # far it has gone: a storm of new streams costs SubmitRun's readers nothing.
+        progress = await self._store.run_progress(request.run_id)
+        if progress is None or not auth.may_see(caller, progress.account):
+            await _abort_no_such_run(context, request.run_id)
+            return
+        if request.after_sequence > progress.last_sequence:
+            # Every sequence a watcher received was committed first, so it cannot be beyond the
+            # run's last one (which only grows). Served live, such a stream would skip every
+            # event up to it, the final status included, and never end.
+            await _abort_beyond_last_sequence(context, request.after_sequence, progress.last_sequence)
         slot = await self._take_watch_slot(caller, context)
-        # Subscribe before reading the database: an event committed in between is then in both,
+        # Subscribe before reading the events: an event committed in between is then in both,
         # and the sequence check below drops the second copy. Nothing falls between the two.
         subscription = self._bus.subscribe(request.run_id)
         last = request.after_sequence
         try:
-            progress = await self._store.run_progress(request.run_id)
-            if progress is None:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"run_id: no run {request.run_id!r}")
-                return
-            if request.after_sequence > progress[1]:
-                # Every sequence a watcher received was committed first, so it cannot be beyond the
-                # run's last one. Served live, such a stream would skip every event up to it,
-                # the final status included, and never end.
-                await _abort_beyond_last_sequence(context, request.after_sequence, progress[1])
             while True:
                 # Replay from the database: the first time, and whenever live delivery has a gap.
                 while True:
@@ -315,7 +316,7 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         """A finished run whose every stored event was sent: the stream is complete. (A fill that
         arrives later is stored and replayed to whoever watches again from `last`.)"""
         progress = await self._store.run_progress(run_id)
-        return progress is not None and progress[0] != RunStatus.RUNNING.value and progress[1] <= last
+        return progress is not None and progress.status != RunStatus.RUNNING.value and progress.last_sequence <= last
 
     async def _visible_run(self, caller: Caller, run_id: str, context: grpc.aio.ServicerContext) -> TradeRun:
         """The run, if this caller may know of it. A run booked to an account the caller is not
@@ -323,7 +324,7 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         caller that the run exists, and which runs exist is itself what it may not read."""
         run = await self._store.get_run(run_id, with_fills=False)
         if run is None or not auth.may_see(caller, run.account):
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"run_id: no run {run_id!r}")
+            await _abort_no_such_run(context, run_id)
             raise AssertionError("unreachable")
         return run
 
@@ -332,6 +333,11 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         violations = validate_run_id(run_id)
         if violations:
             await abort_bad_request(context, violations)
+
+
+async def _abort_no_such_run(context: grpc.aio.ServicerContext, run_id: str) -> None:
+    """The same words for a missing run and for one the caller may not see (see _visible_run)."""
+    await context.abort(grpc.StatusCode.NOT_FOUND, f"run_id: no run {run_id!r}")
 
 
 async def _abort_beyond_last_sequence(context: grpc.aio.ServicerContext, after: int, last: int) -> None:

@@ -184,7 +184,8 @@ class ExecutionEngine:
             run_id = str(uuid.uuid4())
             deadline_at = utcnow() + request.deadline
             try:
-                await self._books.commit(lambda rec: _create_run(rec, run_id, request, deadline_at, session, ids))
+                run = await self._books.commit(
+                    lambda rec: _create_run(rec, run_id, request, deadline_at, session, ids))
             except IntegrityError:
                 # Another request with these client_order_ids committed first: answer as a retry
                 # would. (Its ids are never used: a gap in the ids is fine, a reversal is not.)
@@ -192,8 +193,6 @@ class ExecutionEngine:
                 if existing is None:
                     raise
                 return existing, True
-            run = await self.store.get_run(run_id)
-            assert run is not None
             open_run = self._run_end.open_run(run_id)
             self._run_end.start_deadline(run_id, request.deadline.total_seconds())
             sender.enqueue(run, open_run)
@@ -255,13 +254,15 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 def _create_run(
     rec: Recorder, run_id: str, request: RunRequest, deadline_at: object, session: IBSession, ids: list[int]
-) -> None:
+) -> TradeRun:
+    """The run and its orders as committed. They are returned loaded (orders, and their empty
+    fills), so SubmitRun answers without reading back what it just wrote."""
     now = utcnow()
     run = TradeRun(
         id=run_id, mode=request.mode, account=request.account or None, status=RunStatus.RUNNING.value,
         status_reason="submitted", submitted_by=request.submitted_by or None, deadline_at=deadline_at,
         submitted_note=request.submitted_note or None, submitted_from=request.submitted_from or None,
-        last_sequence=0, created_at=now, updated_at=now,
+        last_sequence=0, created_at=now, updated_at=now, orders=[],
     )
     rec.session.add(run)
     rec.session.flush()  # the run row first: events and orders refer to it
@@ -271,9 +272,11 @@ def _create_run(
     })
     for order_id, spec in zip(ids, request.orders, strict=True):
         order = _order_row(run_id, spec, request.account, session, order_id)
-        rec.session.add(order)
+        order.fills = []
+        run.orders.append(order)
         rec.session.flush()
         rec.emit(run, EventKind.ORDER_STATUS, order_status_payload(order, "UNSPECIFIED", ""), order=order)
+    return run
 
 
 def _order_row(run_id: str, spec: OrderRequest, account: str, session: IBSession, ib_order_id: int) -> TradeOrder:

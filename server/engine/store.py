@@ -13,7 +13,7 @@ import contextvars
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, selectinload
@@ -25,6 +25,12 @@ from execgw.server.engine.state import DONE_STATES
 from execgw.server.engine.stored_event import StoredEvent
 
 T = TypeVar("T")
+
+
+class RunProgress(NamedTuple):
+    account: str | None
+    status: str
+    last_sequence: int
 
 
 class Store:
@@ -106,27 +112,32 @@ class Store:
 
         return await self.read(query)
 
-    async def run_progress(self, run_id: str) -> tuple[str, int] | None:
-        """(status, last_sequence) of a run, or None if there is no such run. (A watcher's read.)"""
+    async def run_progress(self, run_id: str) -> RunProgress | None:
+        """Where a run stands, or None if there is no such run. (A watcher's read: one small row,
+        on the watchers' pool, so a storm of new streams never queues in front of a SubmitRun.)"""
 
-        def query(session: Session) -> tuple[str, int] | None:
+        def query(session: Session) -> RunProgress | None:
             row = session.execute(
-                select(TradeRun.status, TradeRun.last_sequence).where(TradeRun.id == run_id)
+                select(TradeRun.account, TradeRun.status, TradeRun.last_sequence).where(TradeRun.id == run_id)
             ).one_or_none()
-            return None if row is None else (row[0], row[1])
+            return None if row is None else RunProgress(row[0], row[1], row[2])
 
         return await self.watch_read(query)
 
     async def events_after(self, run_id: str, after_sequence: int, limit: int) -> list[StoredEvent]:
-        """Up to `limit` stored events of a run after a sequence, in order. (A watcher's read.)"""
+        """Up to `limit` stored events of a run after a sequence, in order. (A watcher's read:
+        plain rows, no ORM objects, as thousands of streams may replay at once.)"""
+        columns = (TradeEvent.run_id, TradeEvent.sequence, TradeEvent.kind, TradeEvent.payload,
+                   TradeEvent.ib_time, TradeEvent.stored_at)
+
         def query(session: Session) -> list[StoredEvent]:
-            rows = session.scalars(
-                select(TradeEvent)
+            rows = session.execute(
+                select(*columns)
                 .where(TradeEvent.run_id == run_id, TradeEvent.sequence > after_sequence)
                 .order_by(TradeEvent.sequence)
                 .limit(limit)
             )
-            return [StoredEvent.of(row) for row in rows]
+            return [StoredEvent(*row) for row in rows]
 
         return await self.watch_read(query)
 

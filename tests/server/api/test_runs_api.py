@@ -63,3 +63,22 @@ def test_list_runs_pages_newest_first(live):
     with pytest.raises(grpc.RpcError) as caught:
         live.stub.ListRuns(pb.ListRunsRequest(page_token="garbage!"))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_submit_run_answers_the_run_as_stored(start_gateway):
+    """SubmitRun answers from what it committed, without reading it back: what it says must be
+    what GetRun reads from the database, timestamps to the microsecond included."""
+    live = start_gateway({"default": {"outcome": "rest"}})
+    request = pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, submitted_by="desk note",
+                                  orders=[live.order("a", quantity=3), live.order("b", "MSFT", "SELL", 4)])
+    answered = live.stub.SubmitRun(request, timeout=10).run
+    stored = live.stub.GetRun(pb.GetRunRequest(run_id=answered.run_id), timeout=10).run
+    for run in (answered, stored):
+        # What IB's answers change after the commit; the rest was fixed when the run was recorded.
+        run.ClearField("updated_at")
+        run.ClearField("last_sequence")
+        for order in run.orders:
+            for field in ("status", "ib_perm_id", "status_reason", "last_status_time"):
+                order.ClearField(field)
+    assert answered.created_at.nanos % 1000 == 0 and answered.created_at.seconds > 0
+    assert answered == stored
