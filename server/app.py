@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL
 
 from execgw.server.api.auth import Authenticator, CallerAuthentication
 from execgw.server.api.bind_guard import check_bind
+from execgw.server.api.callers_file import CallersFile
 from execgw.server.api.errors import RequestDecoding
 from execgw.server.api.health import HealthWithReasons
 from execgw.server.api.service import ExecutionService, ServiceLimits
@@ -70,6 +71,7 @@ class Gateway:
         self.simulator: Simulator | None = None
         self._server: grpc.aio.Server | None = None
         self.certificates: ServerCertificates | None = None
+        self.callers_file: CallersFile | None = None
         self._health = HealthWithReasons()
         self.engine: ExecutionEngine | None = None
         self.store: Store | None = None
@@ -83,7 +85,9 @@ class Gateway:
         tls_files = tls_files_of(settings)
         self.certificates = ServerCertificates(tls_files) if tls_files else None
         # The callers file is read before anything starts: a bad one stops start-up, naming the file.
-        authentication = CallerAuthentication(Authenticator.from_settings(settings))
+        authenticator = Authenticator.from_settings(settings)
+        self.callers_file = authenticator.callers_file
+        authentication = CallerAuthentication(authenticator)
         database_url = database_url_of(settings)
         log.info("database %s", display_url(database_url))
         await asyncio.get_running_loop().run_in_executor(None, upgrade, database_url)
@@ -140,6 +144,21 @@ class Gateway:
         await self._set_health(SERVICE_NAME, True)
         log.info("execgw listening on %s:%d (%s)", host, self.port, transport_of(tls_files))
         return self.port
+
+    @property
+    def reloads_on_sighup(self) -> bool:
+        """Whether SIGHUP has files to read again (TLS certificate, callers file): known from the
+        settings alone, so the handler can be in place before the gateway is reachable."""
+        return self.settings.tls_cert_file is not None or self.settings.callers_file is not None
+
+    def reload_files(self) -> None:
+        """SIGHUP: the TLS files and the callers file read again. Each keeps what it has when
+        its new version fails the checks, and logs why. During start-up, what is not loaded yet
+        is skipped: it is about to be read anyway."""
+        if self.certificates is not None:
+            self.certificates.reload()
+        if self.callers_file is not None:
+            self.callers_file.reload()
 
     async def _endpoints(self) -> list[Endpoint]:
         settings = self.settings
@@ -206,16 +225,18 @@ class Gateway:
 
 
 async def serve(settings: Settings) -> None:
-    """Runs the gateway until SIGTERM or SIGINT, then shuts it down gracefully. With TLS, SIGHUP
-    reloads the certificate files for new connections."""
+    """Runs the gateway until SIGTERM or SIGINT, then shuts it down gracefully. SIGHUP reloads
+    the TLS certificate files (for new connections) and the callers file, whichever are configured."""
     gateway = Gateway(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Before start: once a client can see the gateway serving, a SIGHUP must not find the
+    # default action (terminate) still in place. With nothing to reload, SIGHUP keeps it.
+    if gateway.reloads_on_sighup:
+        loop.add_signal_handler(signal.SIGHUP, gateway.reload_files)
     await gateway.start()
-    if gateway.certificates is not None:  # without TLS, SIGHUP keeps its default meaning
-        loop.add_signal_handler(signal.SIGHUP, gateway.certificates.reload)
     try:
         await stop.wait()
     finally:

@@ -1,7 +1,7 @@
 """``execgw caller add | remove | list``: the callers file, from a terminal.
 
 ``add`` prints the new token once, on stdout and nowhere else: the file keeps only its SHA-256.
-The gateway reads the file at start, so restart it after a change.
+A running gateway notices the changed file at its next call (``callers_file.py``): no restart.
 """
 
 from __future__ import annotations
@@ -71,8 +71,9 @@ def run_add(args: argparse.Namespace) -> int:
     except CallersFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"caller {args.name!r} added to {path}; its token follows, shown this once (restart the gateway "
-          "to use it; give it to the caller as EXECGW_TOKEN or in a file read through EXECGW_TOKEN_FILE):",
+    print(f"caller {args.name!r} added to {path}; its token follows, shown this once (a gateway serving "
+          "this file accepts it from its next call; give it to the caller as EXECGW_TOKEN or in a file read "
+          "through EXECGW_TOKEN_FILE):",
           file=sys.stderr)
     print(token)
     return 0
@@ -85,7 +86,8 @@ def run_remove(args: argparse.Namespace) -> int:
     except CallersFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"caller {args.name!r} removed from {path} (restart the gateway to refuse its token)", file=sys.stderr)
+    print(f"caller {args.name!r} removed from {path} (a gateway serving this file refuses its token from its "
+          "next call)", file=sys.stderr)
     return 0
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from execgw.server.api.bind_guard import RemoteBindRefused
+from execgw.server.api.callers import CallersFileError
 from execgw.server.api.tls import TlsConfigError
 from execgw.server.app import serve
 from execgw.server.config import load_settings
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                     "%s or a file (%s, --database-password-file) instead", PASSWORD_ENV, PASSWORD_FILE_ENV)
     try:
         asyncio.run(serve(settings))
-    except (DatabasePasswordError, TlsConfigError) as exc:
+    except (DatabasePasswordError, TlsConfigError, CallersFileError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
     except RemoteBindRefused as exc:

@@ -2,8 +2,9 @@
 
 A caller is authenticated by a bearer token (``authorization: Bearer <token>`` metadata) or, over
 mTLS, by the name on its verified client certificate; both are looked up in the callers file
-(``callers.py``). Without a callers file, and only while the gateway listens on loopback, every
-call is the implicit caller "local" (read and paper, never live): the embedded default stays usable.
+(``callers.py``), which the gateway keeps current while it runs (``callers_file.py``). Without a
+callers file, and only while the gateway listens on loopback, every call is the implicit caller
+"local" (read and paper, never live): the embedded default stays usable.
 
 Authentication is an interceptor, so a method added later is refused until a caller is known (fail
 closed); what the caller may do is decided in the servicer, which knows the run and its account.
@@ -22,7 +23,8 @@ from typing import Any
 import grpc
 
 from execgw.server.api.bind_guard import is_loopback
-from execgw.server.api.callers import LOCAL_CALLER, Caller, Callers, Permission, load_callers
+from execgw.server.api.callers import LOCAL_CALLER, Caller, Callers, Permission
+from execgw.server.api.callers_file import CallersFile
 from execgw.server.config import Settings, split_host_port
 
 log = logging.getLogger(__name__)
@@ -54,10 +56,11 @@ def listens_on_loopback_only(listen: str) -> bool:
 
 
 class Authenticator:
-    """Maps a call's metadata and TLS peer to a Caller."""
+    """Maps a call's metadata and TLS peer to a Caller. Given a CallersFile, every check asks it
+    to refresh first, so a caller added or removed since the last call is already known."""
 
-    def __init__(self, callers: Callers | None, *, local_allowed: bool) -> None:
-        self.callers = callers
+    def __init__(self, callers: Callers | CallersFile | None, *, local_allowed: bool) -> None:
+        self._callers = callers
         self.local_allowed = local_allowed
 
     @classmethod
@@ -65,22 +68,32 @@ class Authenticator:
         """Reads the callers file (CallersFileError stops start-up, naming the file)."""
         if settings.callers_file is None:
             return cls(None, local_allowed=listens_on_loopback_only(settings.listen))
-        callers = load_callers(settings.callers_file)
-        log.info("callers from %s: %s", settings.callers_file, ", ".join(callers.names) or "none")
-        return cls(callers, local_allowed=False)
+        return cls(CallersFile(settings.callers_file), local_allowed=False)
+
+    @property
+    def callers_file(self) -> CallersFile | None:
+        """The file the callers come from, for SIGHUP; None when they are fixed or there are none."""
+        return self._callers if isinstance(self._callers, CallersFile) else None
+
+    def _current_callers(self) -> Callers | None:
+        if isinstance(self._callers, CallersFile):
+            self._callers.refresh()
+            return self._callers.callers
+        return self._callers
 
     def caller_for(
         self, metadata: Sequence[tuple[str, str | bytes]], auth_context: Mapping[str, Iterable[bytes]]
     ) -> Caller:
-        if self.callers is None:
+        callers = self._current_callers()
+        if callers is None:
             if self.local_allowed:
                 return LOCAL_CALLER
             raise Unauthenticated("this gateway has no callers_file; without one it serves only loopback callers")
         token = _bearer_token(metadata)
-        by_token = self.callers.by_token(token) if token is not None else None
+        by_token = callers.by_token(token) if token is not None else None
         if token is not None and by_token is None:
             raise Unauthenticated("the bearer token is not valid for this gateway")
-        by_certificate = self.callers.by_certificate(_certificate_names(auth_context))
+        by_certificate = callers.by_certificate(_certificate_names(auth_context))
         if by_token and by_certificate and by_token != by_certificate:
             raise Unauthenticated(
                 f"the client certificate is caller {by_certificate.name!r} but the token is {by_token.name!r}"

@@ -54,10 +54,22 @@ def check_bind(settings: Settings) -> None:
     lacking = " and ".join(missing)
     if settings.insecure_allow_remote:
         log.warning("INSECURE: %s is reachable from other machines without %s (insecure_allow_remote is "
-                    "set): anyone who can reach it can place orders", settings.listen, lacking)
+                    "set): %s", settings.listen, lacking, _what_that_means(settings))
         return
     raise RemoteBindRefused(
         f"refusing to listen on {settings.listen}: it is not a loopback address and the gateway has no "
         f"{lacking}, so anyone who can reach the port could place orders. Configure them, listen on "
         f"127.0.0.1, or pass --insecure-allow-remote (EXECGW_INSECURE_ALLOW_REMOTE=true) to accept the risk"
     )
+
+
+def _what_that_means(settings: Settings) -> str:
+    """The consequence, as it is: without callers the auth interceptor (auth.py) has no one to let
+    in off loopback, so the gateway places no order at all; with callers but no TLS it trades, and
+    the tokens cross the network readable."""
+    if not credentials_configured(settings):
+        return ("with no callers file no caller can call it: every call but health and reflection is refused "
+                "UNAUTHENTICATED, from this machine too, and no order can be placed. Add callers (execgw caller "
+                "add), set callers_file and restart to serve them")
+    return ("tokens, orders and runs cross the network in plaintext: anyone who can read the traffic can take "
+            "a caller's token and place orders as that caller")

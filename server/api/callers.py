@@ -137,14 +137,30 @@ def load_callers(path: Path) -> Callers:
     return Callers(_read(path).callers)
 
 
+def parse_callers(content: bytes, path: Path) -> Callers:
+    """The callers in a callers file's content, already read from ``path`` (named in errors)."""
+    return Callers(_parse(content, path).callers)
+
+
 def _read(path: Path) -> _CallersDocument:
     try:
-        with path.open("rb") as file:
-            raw = tomllib.load(file)
+        content = path.read_bytes()
     except FileNotFoundError:
         raise CallersFileError(f"callers file {path} does not exist (create it with `execgw caller add`)") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise CallersFileError(f"callers file {path} cannot be read: {exc}") from None
+    except OSError as exc:
+        raise CallersFileError(f"callers file {path} cannot be read: {exc.strerror or exc}") from None
+    return _parse(content, path)
+
+
+def _parse(content: bytes, path: Path) -> _CallersDocument:
+    try:
+        raw = tomllib.loads(content.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        # The message of a decode error quotes the byte; the position is enough to find it.
+        raise CallersFileError(f"callers file {path} is not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib says where, quoting at most a key or one character; values (the hashes) never.
+        raise CallersFileError(f"callers file {path} is not valid TOML: {exc}") from None
     try:
         document = _CallersDocument.model_validate(raw)
     except ValidationError as exc:

@@ -76,3 +76,40 @@ def execgw(capsys: pytest.CaptureFixture[str]) -> Callable[..., Outcome]:
         return Outcome(code, captured.out, captured.err)
 
     return run
+
+
+LIVE_ACCOUNT = "U1234567"  # not DU…/DF…: what a live TWS reports
+
+
+@dataclass
+class LiveDesk:
+    """A gateway with live enabled, its two TWS simulators and the token file of a live caller."""
+
+    gateway: GatewayThread
+    paper: SimulatorThread
+    live: SimulatorThread
+    token_file: Path
+    account: str = LIVE_ACCOUNT
+
+
+@pytest.fixture
+def live_desk(tmp_path: Path) -> Iterator[LiveDesk]:
+    """Paper goes to one simulator, live (enabled) to another reporting LIVE_ACCOUNT; the callers
+    file holds one caller with the live permission, its token in a file as `caller add` printed it."""
+    from execgw.server.api.callers import Permission, add_caller
+
+    callers = tmp_path / "callers.toml"
+    token_file = tmp_path / "desk.token"
+    token_file.write_text(add_caller(callers, "desk", [Permission.READ, Permission.PAPER, Permission.LIVE]) + "\n")
+    paper = SimulatorThread(seed=1)
+    live = SimulatorThread(accounts=[LIVE_ACCOUNT], seed=2)
+    paper.start()
+    live.start()
+    try:
+        with GatewayThread(database_url=f"sqlite:///{tmp_path}/gw.sqlite3", listen="127.0.0.1:0",
+                           ib_paper=f"127.0.0.1:{paper.port}", ib_live=f"127.0.0.1:{live.port}",
+                           live_enabled=True, callers_file=callers) as running:
+            yield LiveDesk(running, paper, live, token_file)
+    finally:
+        live.stop()
+        paper.stop()

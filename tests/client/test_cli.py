@@ -134,6 +134,32 @@ def test_refused_request_lists_the_fields(execgw: Run, gateway: GatewayThread) -
                                   f"orders[1].quantity: {accepted}; got -1.0")
 
 
+def test_submit_live_is_refused_without_confirm_live_and_trades_with_it(execgw: Run, live_desk: Any) -> None:
+    target = live_desk.gateway.target
+    live = ("submit", "--target", target, "--token-file", str(live_desk.token_file),
+            "--mode", "live", "--account", live_desk.account)
+
+    unconfirmed = execgw(*live, "BUY:AAPL:3:live-unconfirmed")
+    assert unconfirmed.code == 1 and unconfirmed.out == ""
+    # "refused:" is how the CLI shows FAILED_PRECONDITION (PreconditionFailed); INVALID_ARGUMENT
+    # would read "request refused:", a missing permission "PERMISSION_DENIED:".
+    assert unconfirmed.err.startswith(
+        "error: refused: refused by this gateway's limits: confirm_live (live_requires_confirmation): "
+        'live runs must carry confirm_live = "LIVE"'), unconfirmed.err
+    assert "nothing was written or sent" in unconfirmed.err
+    assert live_desk.live.received_orders() == [] and live_desk.paper.received_orders() == []
+    with ExecGwClient(target, token_file=live_desk.token_file) as client:
+        assert list(client.list()) == []
+
+    confirmed = execgw(*live, "--confirm-live", "--watch", "BUY:AAPL:3:live-confirmed")
+    assert confirmed.code == 0, confirmed.err
+    assert f"run {run_id_of(confirmed)} SUCCESS: all 1 orders filled" in confirmed.out
+    assert [(o.order_ref, o.symbol, o.action, o.quantity, o.refused_with)
+            for o in live_desk.live.received_orders()] == [("live-confirmed", "AAPL", "BUY", 3, None)]
+    assert {e.account for e in live_desk.live.executions()} == {live_desk.account}
+    assert live_desk.paper.received_orders() == []  # live went to the live endpoint only
+
+
 NO_SUCH_RUN = "3f2b8c1e-9d4a-4e7b-8a6f-1c2d3e4f5a6b"  # well formed, and no run has it
 
 

