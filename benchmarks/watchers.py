@@ -10,6 +10,7 @@ database and then stays live with heartbeats. Printed, in milliseconds:
 - SubmitRun with no watcher;
 - SubmitRun while the N streams connect (each replays from the database at once);
 - SubmitRun with the N streams open;
+- the gateway's CPU with the N streams open and nothing else to do (their heartbeats);
 - how the N streams ended: refused (RESOURCE_EXHAUSTED), cut otherwise (by status code), or
   still open when the child closed them.
 """
@@ -115,6 +116,9 @@ def main() -> None:
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
     parser.add_argument("--max-streams", type=int, help="gateway's max_watch_streams (default: room for all)")
     parser.add_argument("--max-streams-per-caller", type=int, help="default: room for all")
+    parser.add_argument("--heartbeat-seconds", type=float, default=5.0, help="gateway's heartbeat on quiet streams")
+    parser.add_argument("--idle-seconds", type=float, default=5.0,
+                        help="how long the gateway's CPU is measured with the streams open and nothing to do")
     args = parser.parse_args()
 
     scenario = Scenario.from_dict({"orders": {"watched-*": {"outcome": "rest"}}})
@@ -126,7 +130,7 @@ def main() -> None:
             database_url=database_url, listen="127.0.0.1:0", ib_paper=f"127.0.0.1:{sim.port}",
             max_watch_streams=args.max_streams or args.watchers + 10,
             max_watch_streams_per_caller=args.max_streams_per_caller or args.watchers + 10,
-            heartbeat_seconds=5, max_deadline_seconds=3600,
+            heartbeat_seconds=args.heartbeat_seconds, max_deadline_seconds=3600,
         )
         gateway = GatewayThread(settings, timings=EngineTimings(commission_grace=0.5)).start()
         channel = grpc.insecure_channel(gateway.target)
@@ -150,6 +154,12 @@ def main() -> None:
                 connecting.append(submit(stub))
             _, storm_seconds = ours.recv()
             established = [submit(stub) for _ in range(args.submits)]
+            # The gateway, simulator and this thread share this process; with nothing submitted
+            # the simulator and this thread are idle, so the CPU is the streams' upkeep.
+            time.sleep(2.0)  # the last submitted runs finish first (fills, commissions, run end)
+            cpu_before, wall_before = time.process_time(), time.perf_counter()
+            time.sleep(args.idle_seconds)
+            idle_cpu = (time.process_time() - cpu_before) / (time.perf_counter() - wall_before)
             ours.send("stop")
             _, endings = ours.recv()
             child.join(60)
@@ -164,6 +174,8 @@ def main() -> None:
     print(summary("0 watchers", idle))
     print(summary(f"while {args.watchers} watchers connect ({storm_seconds:.1f} s)", connecting))
     print(summary(f"with {args.watchers} watchers open", established))
+    print(f"gateway CPU with {args.watchers} streams open and idle (heartbeat every "
+          f"{args.heartbeat_seconds:g} s): {idle_cpu * 100:.1f}% of one core")
     print("how the streams ended:", ", ".join(f"{name} {count}" for name, count in sorted(endings.items())))
 
 

@@ -4,6 +4,7 @@ event already in the database when it reaches a watcher; heartbeats; shutdown; u
 from __future__ import annotations
 
 import threading
+import time
 
 import grpc
 import pytest
@@ -158,19 +159,34 @@ def test_watching_from_a_sequence_replays_only_what_comes_after_it(live):
     assert [e.sequence for e in tail] == [e.sequence for e in events if e.sequence > 4]
 
 
-def test_a_quiet_stream_gets_heartbeats(start_gateway):
-    live = start_gateway({"default": {"outcome": "rest"}}, heartbeat_seconds=0.2)
-    run_id = live.submit(live.order("quiet")).run.run_id
-    call = live.stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=10)
-    heartbeats = []
+def test_a_quiet_stream_gets_heartbeats_and_a_busy_one_none(start_gateway):
+    """One order fills five times in quick succession, the other rests: the stream is busy, then
+    quiet. Heartbeats come only after `heartbeat_seconds` of quiet, and say how far it is."""
+    beat = 0.5
+    live = start_gateway({"default": {"outcome": "rest"},
+                          "orders": {"*-busy": {"outcome": "fill", "fills": 5, "fill_interval": 0.05}}},
+                         heartbeat_seconds=beat)
+    run_id = live.submit(live.order("busy", quantity=5), live.order("quiet")).run.run_id
+    call = live.stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=15)
+    heartbeats: list[pb.Heartbeat] = []
+    events: list[pb.RunEvent] = []
     for message in call:
+        if message.HasField("event"):
+            events.append(message.event)
         if message.HasField("heartbeat"):
             heartbeats.append(message.heartbeat)
-            if len(heartbeats) == 2:
+            if len(heartbeats) == 3:
                 call.cancel()
                 break
-    assert heartbeats[-1].last_sequence >= 2
-    assert heartbeats[-1].server_time.seconds > 0
+    assert sum(e.HasField("fill") for e in events) == 5
+    assert heartbeats[-1].last_sequence == events[-1].sequence, "a heartbeat says how far the stream is"
+    times = [h.server_time.ToNanoseconds() / 1e9 for h in heartbeats]
+    assert abs(times[-1] - time.time()) < 5 and any(h.server_time.nanos for h in heartbeats)
+    # Never closer together than the quiet that makes one, and the first only after that much
+    # quiet following the last event (a timer left over from a busy moment must not fire).
+    last_event = events[-1].stored_at.ToNanoseconds() / 1e9
+    gaps = [b - a for a, b in zip([last_event, *times[:-1]], times, strict=True)]
+    assert min(gaps) >= beat * 0.95, gaps
 
 
 def test_an_unknown_run_is_not_found_and_a_missing_run_id_is_invalid(live):
