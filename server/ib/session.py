@@ -31,7 +31,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from execgw.server.ib import events as ev
 from execgw.server.ib.endpoint import Endpoint
 from execgw.server.ib.ids import OrderIdAllocator
-from execgw.server.ib.pacing import Pacer
+from execgw.server.ib.pacing import Pacer, WriteSpacing
 from execgw.server.ib.wrapper import CallbackTranslator
 from execgw.server.ib.writer import MaybeSent, NotSent, SocketWriter
 
@@ -99,7 +99,7 @@ class IBSession:
         # IB answers a request's error with the request id where an order's error carries the
         # order id: request ids live far above any order id an account reaches (ids are int32).
         self._next_req_id = REQUEST_IDS_START
-        self._writer = SocketWriter(f"ibapi-writer-{endpoint.mode}")
+        self._writer = SocketWriter(f"ibapi-writer-{endpoint.mode}", WriteSpacing(pacing_per_second))
         self._generation = 0
         self._connected = False
         self._link_ok = True

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 from ibapi.client import EClient
 
+from execgw.server.ib.pacing import WriteSpacing
+
 log = logging.getLogger(__name__)
 
 
@@ -59,18 +61,21 @@ class _Send:
 class SocketWriter:
     """Runs one session's sends in order on a thread of its own and tells what reached the socket."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, spacing: WriteSpacing) -> None:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
         self._local = threading.local()
+        self._spacing = spacing
 
     def watch(self, client: EClient) -> None:
         """Watches the writes of a connected client (its `conn` exists once connect returned)."""
         connection = client.conn
         write: Callable[[bytes], int] = connection.sendMsg
         local = self._local
+        spacing = self._spacing
 
         def watched(message: bytes) -> int:
             send: _Send | None = getattr(local, "send", None)
+            spacing.before_write()  # IB's rate counts messages as they arrive: paced at the socket
             try:
                 written = write(message)
             except OSError as exc:

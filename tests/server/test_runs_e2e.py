@@ -241,7 +241,12 @@ def test_an_unexpected_failure_while_sending_leaves_no_order_pending(start_gatew
 
     monkeypatch.setattr(IBSession, "place_market_order", place_or_break)
     run, _ = live.run_to_end(live.order("a"), live.order("b"), live.order("c"), deadline=3)
-    statuses = {o.client_order_id.rsplit("-", 1)[1]: o.status for o in live.orders(run.run_id)}
-    assert statuses == {"a": "FILLED", "b": "UNKNOWN", "c": "CANCELLED"}
+    orders = {o.client_order_id.rsplit("-", 1)[1]: o for o in live.orders(run.run_id)}
+    assert {name: o.status for name, o in orders.items() if name != "b"} == {"a": "FILLED", "c": "CANCELLED"}
+    # b stays UNKNOWN, unless the connect-time reconciliation (which may still be under way
+    # when the run arrives) settled it: IB has no record of it, so it never reached IB.
+    b = orders["b"]
+    assert b.status == "UNKNOWN" or (b.status == "CANCELLED" and "never reached IB" in (b.status_reason or "")), \
+        (b.status, b.status_reason)
     assert run.status == pb.RUN_STATUS_PARTIAL
     assert not [o for o in live.sim.orders() if o.order_ref == f"{live.prefix}-c"], "withdrawn orders are never sent"
