@@ -32,6 +32,7 @@ from execgw.server.ib import events as ev
 from execgw.server.ib.endpoint import Endpoint
 from execgw.server.ib.ids import OrderIdAllocator
 from execgw.server.ib.pacing import Pacer, WriteSpacing
+from execgw.server.ib.reader import LinearReaderClient
 from execgw.server.ib.wrapper import CallbackTranslator
 from execgw.server.ib.writer import MaybeSent, NotSent, SocketWriter
 
@@ -176,7 +177,7 @@ class IBSession:
             self.endpoint, lambda event: loop.call_soon_threadsafe(self._deliver, generation, event),
             claims_error=self._writer.claims_error,
         )
-        client = EClient(translator)
+        client = LinearReaderClient(translator)  # ibapi's EReader is quadratic in a backlog
         await self._handshake(client, deadline)
         if not client.isConnected():
             raise ConnectFailed(translator.last_error or "connection refused")
