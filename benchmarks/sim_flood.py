@@ -8,7 +8,9 @@ commissionReport). Two readers are measured, one after the other:
 
 - a bare socket reader that splits frames and counts execDetails: the simulator's own ceiling;
 - an unmodified ibapi EClient (reader thread, decoder, EWrapper.execDetails): what a gateway
-  built on ibapi can take in before its own work starts.
+  built on ibapi can take in before its own work starts;
+- the same EClient reading with the gateway's LinearReader (server/ib/reader.py) in place of
+  ibapi's EReader: ibapi's decoder and callbacks unchanged, only the framing differs.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ibapi.execution import Execution
 from ibapi.order import Order
 from ibapi.wrapper import EWrapper
 
+from execgw.server.ib.reader import LinearReaderClient
 from execgw.sim.flood import read_flood
 
 REQUIRED = 20_000
@@ -59,9 +62,13 @@ class CountingApp(EWrapper, EClient):
             print(f"ibapi error {errorCode}: {errorString}", file=sys.stderr)
 
 
-def measure_ibapi(port: int, executions: int, order_ref: str) -> float:
-    app = CountingApp(executions)
-    app.connect("127.0.0.1", port, 91)
+class LinearCountingApp(CountingApp, LinearReaderClient):
+    """The same client, framing with the gateway's reader."""
+
+
+def measure_ibapi(port: int, executions: int, order_ref: str, app_class: type[CountingApp], client_id: int) -> float:
+    app = app_class(executions)
+    app.connect("127.0.0.1", port, client_id)
     thread = threading.Thread(target=app.run, daemon=True)
     thread.start()
     try:
@@ -71,6 +78,9 @@ def measure_ibapi(port: int, executions: int, order_ref: str) -> float:
         contract.symbol, contract.secType, contract.exchange, contract.currency = "SPY", "STK", "SMART", "USD"
         order = Order()
         order.action, order.totalQuantity, order.orderType, order.orderRef = "BUY", executions, "MKT", order_ref
+        for attribute in ("eTradeOnly", "firmQuoteOnly"):  # ibapi 9.81's True: refused with 10268 today
+            if hasattr(order, attribute):
+                setattr(order, attribute, False)
         started = time.perf_counter()
         app.placeOrder(app.order_id, contract, order)
         if not app.done.wait(300):
@@ -106,6 +116,7 @@ def main() -> int:
         scenario.write_text(json.dumps({"orders": {
             "flood": {"fills": args.executions, "price": 100.0},
             "flood-ibapi": {"fills": max(args.ibapi_executions, 1), "price": 100.0},
+            "flood-linear": {"fills": max(args.ibapi_executions, 1), "price": 100.0},
         }}))
         process, port = start_simulator(scenario)
         try:
@@ -113,8 +124,11 @@ def main() -> int:
             print(f"socket reader: {result.executions} executions ({result.messages} messages) in "
                   f"{result.seconds:.2f}s = {result.executions_per_second:,.0f} execution messages/s")
             if args.ibapi_executions:
-                rate = measure_ibapi(port, args.ibapi_executions, "flood-ibapi")
+                rate = measure_ibapi(port, args.ibapi_executions, "flood-ibapi", CountingApp, 91)
                 print(f"ibapi EClient: {args.ibapi_executions} executions = {rate:,.0f} execution messages/s")
+                rate = measure_ibapi(port, args.ibapi_executions, "flood-linear", LinearCountingApp, 92)
+                print(f"ibapi EClient with LinearReader: {args.ibapi_executions} executions = "
+                      f"{rate:,.0f} execution messages/s")
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(30)
