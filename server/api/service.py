@@ -20,6 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from execgw.server.api import auth, convert
 from execgw.server.api.callers import Caller, Permission
 from execgw.server.api.errors import abort_bad_request, abort_precondition
+from execgw.server.api.event_wire import EncodedEvents
 from execgw.server.api.limit_errors import abort_limit_breached
 from execgw.server.api.watch_limits import TooManyStreams, WatchSlot, WatchSlots, stream_owner
 from execgw.server.db.models import RunStatus, TradeRun
@@ -75,6 +76,7 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         self._bus = bus
         self._limits = limits
         self._watch_slots = WatchSlots(limits.max_watch_streams, limits.max_watch_streams_per_caller)
+        self._encoded = EncodedEvents()
         self._pre_trade = PreTradeGate(limits.pre_trade, store.open_runs)
 
     # -- SubmitRun -----------------------------------------------------------------------------
@@ -251,7 +253,7 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
                 while True:
                     page = await self._store.events_after(request.run_id, last, REPLAY_PAGE)
                     for event in page:
-                        yield pb.WatchRunResponse(event=convert.event_to_proto(event))
+                        yield self._encoded.response(event)
                         last = event.sequence
                     if len(page) < REPLAY_PAGE:
                         break
@@ -264,7 +266,7 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
                     if isinstance(event, pb.Heartbeat):
                         yield pb.WatchRunResponse(heartbeat=event)
                         continue
-                    yield pb.WatchRunResponse(event=convert.event_to_proto(event))
+                    yield self._encoded.response(event)
                     last = event.sequence
                     if event.is_final and subscription.queue.empty():
                         return
