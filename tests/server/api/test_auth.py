@@ -358,6 +358,7 @@ def test_another_callers_retry_of_a_run_is_refused_and_shows_nothing_of_it(guard
     _, tokens = callers
     order = guarded.order("shared")
     first = submit(guarded, tokens["trader"], order, account="DU1")
+    guarded.sim.wait_for_order(order.client_order_id, timeout=10)  # SubmitRun answers before sending
     runs_and_orders = guarded.counts()[:2]  # the first run's fills and events still come in
     error = refused(guarded.stub.SubmitRun, pb.SubmitRunRequest(
         mode=pb.TRADING_MODE_PAPER, account="DU1", orders=[order]), metadata=bearer(tokens["du1"]))
