@@ -12,7 +12,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from execgw.server.api.callers import CallersFileError, Permission, add_caller, load_callers, remove_caller
+from execgw.server.api.callers import (
+    CallersFileError,
+    Permission,
+    add_caller,
+    ib_account_id,
+    load_callers,
+    remove_caller,
+)
 
 CALLERS_FILE_ENV = "EXECGW_CALLERS_FILE"
 
@@ -30,10 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "The token is printed once on stdout; only its SHA-256 is stored.",
     )
     add.add_argument("name", metavar="NAME", help="the caller's name, recorded as submitted_by / cancelled_by")
-    add.add_argument("--permissions", required=True, type=_listed(Permission), metavar="P[,P]",
+    add.add_argument("--permissions", required=True, type=_listed(Permission, "permission"), metavar="P[,P]",
                      help="read, paper, live (comma-separated)")
-    add.add_argument("--accounts", type=_listed(str), metavar="ACCOUNT[,ACCOUNT]",
-                     help="only these IB accounts (default: every account)")
+    # An empty list is an error, not "every account": `--accounts "$UNSET"` must not widen a caller.
+    add.add_argument("--accounts", type=_listed(ib_account_id, "account"), metavar="ACCOUNT[,ACCOUNT]",
+                     help="only these IB accounts (default, when left out: every account)")
     add.add_argument("--certificate-names", type=_listed(str), default=[], metavar="NAME[,NAME]",
                      help="mTLS client certificate CN or SAN names that authenticate as this caller")
     add.set_defaults(func=run_add)
@@ -46,12 +54,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(func=run_list)
 
 
-def _listed(kind: Callable[[str], object]) -> Callable[[str], list]:
+def _listed(kind: Callable[[str], object], what: str | None = None) -> Callable[[str], list]:
+    """Comma-separated values; with `what`, at least one of them is required."""
+
     def parse(text: str) -> list:
         try:
-            return [kind(part.strip()) for part in text.split(",") if part.strip()]
+            values = [kind(part.strip()) for part in text.split(",") if part.strip()]
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
+        if what is not None and not values:
+            raise argparse.ArgumentTypeError(f"no {what} given in {text!r}")
+        return values
 
     return parse
 

@@ -23,7 +23,7 @@ from typing import Any
 import grpc
 
 from execgw.server.api.bind_guard import is_loopback
-from execgw.server.api.callers import LOCAL_CALLER, Caller, Callers, Permission
+from execgw.server.api.callers import LOCAL_CALLER, Caller, Callers, CertificateOfSeveralCallers, Permission
 from execgw.server.api.callers_file import CallersFile
 from execgw.server.config import Settings, split_host_port
 
@@ -93,7 +93,10 @@ class Authenticator:
         by_token = callers.by_token(token) if token is not None else None
         if token is not None and by_token is None:
             raise Unauthenticated("the bearer token is not valid for this gateway")
-        by_certificate = callers.by_certificate(_certificate_names(auth_context))
+        try:
+            by_certificate = callers.by_certificate(_certificate_names(auth_context))
+        except CertificateOfSeveralCallers as several:
+            raise Unauthenticated(str(several)) from None
         if by_token and by_certificate and by_token != by_certificate:
             raise Unauthenticated(
                 f"the client certificate is caller {by_certificate.name!r} but the token is {by_token.name!r}"

@@ -23,15 +23,20 @@ import re
 import secrets
 import tempfile
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from execgw.server.engine.account_guard import spelled_as_ib_does
 
 CALLER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
 TOKEN_PREFIX = "execgw_"  # makes a leaked token recognisable to secret scanners and to people
+# Runs name accounts in at most 32 letters or digits (validation.py): a longer one matches none.
+LONGEST_ACCOUNT = 32
 
 
 class Permission(enum.StrEnum):
@@ -42,6 +47,15 @@ class Permission(enum.StrEnum):
 
 class CallersFileError(ValueError):
     """The callers file is missing or not valid; the message names the file and the problem, never a token."""
+
+
+class CertificateOfSeveralCallers(Exception):
+    """A client certificate whose names are listed for more than one caller."""
+
+    def __init__(self, callers: list[str]) -> None:
+        super().__init__(f"the client certificate's names are listed for several callers: "
+                         f"{', '.join(repr(c) for c in callers)}")
+        self.callers = callers
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,20 @@ class Caller:
 LOCAL_CALLER = Caller("local", frozenset({Permission.READ, Permission.PAPER}))
 
 
+def ib_account_id(written: str) -> str:
+    """An account as written by a person ("du1 ") in IB's spelling ("DU1"), as the settings'
+    paper_accounts are. ValueError for what is no account id: an empty one would be IB's default
+    account, which a caller limited to accounts never reaches, and anything else would match
+    no run here yet match on MariaDB, whose collation ignores case (ListRuns showed "du1" the
+    runs of DU1 that GetRun called missing)."""
+    account = written.strip().upper()
+    if not spelled_as_ib_does(account) or len(account) > LONGEST_ACCOUNT:
+        # The value is not repeated: this goes to the gateway's log, and what was pasted into
+        # the wrong field may be a token.
+        raise ValueError("not an IB account id (1-32 letters and digits, e.g. DU1234567)")
+    return account
+
+
 class _CallerEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
@@ -73,6 +101,27 @@ class _CallerEntry(BaseModel):
     permissions: list[Permission] = Field(min_length=1)
     accounts: list[str] | None = Field(None, min_length=1)
     certificate_names: list[str] = Field(default_factory=list)
+
+    @field_validator("accounts")
+    @classmethod
+    def _ib_accounts(cls, accounts: list[str] | None) -> list[str] | None:
+        if accounts is None:
+            return None
+        spelled: set[str] = set()
+        for index, account in enumerate(accounts):
+            try:
+                spelled.add(ib_account_id(account))
+            except ValueError as exc:
+                raise ValueError(f"accounts[{index}]: {exc}") from None
+        return sorted(spelled)
+
+    @field_validator("certificate_names")
+    @classmethod
+    def _certificate_names(cls, names: list[str]) -> list[str]:
+        # A certificate with an empty CN must not be anyone.
+        if any(not name.strip() for name in names):
+            raise ValueError("a certificate name may not be empty")
+        return names
 
 
 class _CallersDocument(BaseModel):
@@ -126,11 +175,13 @@ class Callers:
         return found
 
     def by_certificate(self, names: Iterable[str]) -> Caller | None:
-        for name in names:
-            caller = self._by_certificate.get(name)
-            if caller is not None:
-                return caller
-        return None
+        """The caller a verified certificate's names (SANs and CN) are listed for; None if none.
+        CertificateOfSeveralCallers when they name different callers: which one it is would
+        otherwise depend on the order of the names in the certificate."""
+        found = {caller.name: caller for name in names if (caller := self._by_certificate.get(name)) is not None}
+        if len(found) > 1:
+            raise CertificateOfSeveralCallers(sorted(found))
+        return next(iter(found.values()), None)
 
 
 def load_callers(path: Path) -> Callers:
@@ -168,7 +219,38 @@ def _parse(content: bytes, path: Path) -> _CallersDocument:
     for name in document.callers:
         if not _valid_name(name):
             raise CallersFileError(f"callers file {path}: caller name {name!r} must match {CALLER_NAME}")
+    _refuse_ambiguity(document, path)
     return document
+
+
+def _refuse_ambiguity(document: _CallersDocument, path: Path) -> None:
+    """One token, one certificate name, one spelling of a name: one caller. An entry copied to
+    make a new caller with its hash left as it was would otherwise make the old token whichever
+    of the two comes last in the file (a reader's token trading live). Messages name callers,
+    never the hash: it stands for the token."""
+    holders: dict[str, list[str]] = {}
+    for name, entry in document.callers.items():
+        if entry.token_sha256:
+            holders.setdefault(entry.token_sha256, []).append(name)
+    for names in holders.values():
+        if len(names) > 1:
+            raise CallersFileError(f"callers file {path}: callers {', '.join(repr(n) for n in names)} have the "
+                                   "same token_sha256; give each its own token (execgw caller add)")
+    listed: dict[str, list[str]] = {}
+    for name, entry in document.callers.items():
+        for certificate_name in dict.fromkeys(entry.certificate_names):
+            listed.setdefault(certificate_name, []).append(name)
+    for certificate_name, names in listed.items():
+        if len(names) > 1:
+            raise CallersFileError(f"callers file {path}: certificate name {certificate_name!r} is listed for "
+                                   f"callers {', '.join(repr(n) for n in names)}; a certificate is one caller")
+    spellings: dict[str, list[str]] = {}
+    for name in document.callers:
+        spellings.setdefault(name.lower(), []).append(name)
+    for names in spellings.values():
+        if len(names) > 1:
+            raise CallersFileError(f"callers file {path}: caller names {', '.join(repr(n) for n in sorted(names))} "
+                                   "differ only in case; the books could not tell them apart")
 
 
 def _valid_name(name: str) -> bool:
@@ -187,24 +269,60 @@ def add_caller(
     is stored nowhere: only its hash is written."""
     if not _valid_name(name):
         raise CallersFileError(f"caller name {name!r} must match {CALLER_NAME}")
-    document = _read(path) if path.exists() else _CallersDocument()
-    if name in document.callers:
-        raise CallersFileError(f"caller {name!r} is already in {path}; remove it first to give it a new token")
-    token = new_token()
-    document.callers[name] = _CallerEntry(
-        token_sha256=token_hash(token), permissions=sorted(set(permissions)),
-        accounts=sorted(set(accounts)) if accounts else None, certificate_names=list(certificate_names),
-    )
-    _write(path, document)
+    permissions = sorted(set(permissions))
+    if not permissions:
+        raise CallersFileError(f"caller {name!r} needs at least one permission: read, paper, live")
+    if accounts is not None:
+        accounts = list(accounts)
+        if not accounts:
+            # Given but empty (`--accounts "$UNSET"`): "no account" must never become "every account".
+            raise CallersFileError(f"caller {name!r}: accounts given but none named; leave accounts out for "
+                                   "every account")
+    with _editing(path):
+        document = _read(path) if path.exists() else _CallersDocument()
+        if name in document.callers:
+            raise CallersFileError(f"caller {name!r} is already in {path}; remove it first to give it a new token")
+        token = new_token()
+        try:
+            document.callers[name] = _CallerEntry(
+                token_sha256=token_hash(token), permissions=permissions, accounts=accounts,
+                certificate_names=list(certificate_names),
+            )
+        except ValidationError as exc:
+            raise CallersFileError(f"caller {name!r} is not valid: {exc}") from None
+        # Checked as the gateway will read it: a name in another case, a certificate name taken.
+        _refuse_ambiguity(document, path)
+        _write(path, document)
     return token
 
 
 def remove_caller(path: Path, name: str) -> None:
     """Removes a caller (and so revokes its token and certificate names)."""
-    document = _read(path)
-    if document.callers.pop(name, None) is None:
-        raise CallersFileError(f"no caller {name!r} in {path}")
-    _write(path, document)
+    with _editing(path):
+        document = _read(path)
+        if document.callers.pop(name, None) is None:
+            raise CallersFileError(f"no caller {name!r} in {path}")
+        _write(path, document)
+
+
+@contextmanager
+def _editing(path: Path) -> Iterator[None]:
+    """One edit of the file at a time. Each edit reads the file and renames a changed copy over
+    it; two at once each wrote back what it had read, so an `execgw caller add` beside a `remove`
+    put the removed caller, and its revoked token, back (and adds were lost). The lock is a file
+    of its own beside the callers file, as the callers file is replaced at every edit."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if os.name != "posix":
+        yield  # no flock: edits there are the operator's to keep apart
+        return
+    import fcntl
+
+    descriptor = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # and with it the lock
 
 
 def _write(path: Path, document: _CallersDocument) -> None:

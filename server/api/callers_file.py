@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 
 from execgw.server.api.callers import Callers, CallersFileError, parse_callers
@@ -47,13 +48,24 @@ def _load(path: Path) -> tuple[Callers, FileVersion]:
     so the version is that of the bytes parsed (a rename meanwhile shows as a change later)."""
     try:
         with path.open("rb") as file:
-            version = _version_of(os.fstat(file.fileno()))
+            status = os.fstat(file.fileno())
             content = file.read()
     except FileNotFoundError:
         raise CallersFileError(f"callers file {path} does not exist") from None
     except OSError as error:
         raise CallersFileError(f"callers file {path} cannot be read: {error.strerror or error}") from None
-    return parse_callers(content, path), version
+    callers = parse_callers(content, path)
+    _warn_if_others_may_write(path, status)
+    return callers, _version_of(status)
+
+
+def _warn_if_others_may_write(path: Path, status: os.stat_result) -> None:
+    # Whoever may write the file may add a caller holding `live`, served from the next call. Said
+    # once per version read, as the TLS key's mode is; not refused, the operator decides.
+    if os.name == "posix" and status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        log.warning("callers file %s may be written by other users (mode %o): anyone who can write it can add a "
+                    "caller that trades; make it writable by the service's owner only (chmod 600)",
+                    path, stat.S_IMODE(status.st_mode))
 
 
 class CallersFile:

@@ -27,6 +27,7 @@ from execgw.server.db.models import RunStatus, TradeRun
 from execgw.server.engine.account_guard import AccountRefused, EndpointAccountsMismatch
 from execgw.server.engine.bus import EventBus, Subscription
 from execgw.server.engine.engine import ExecutionEngine
+from execgw.server.engine.idempotency import existing_run
 from execgw.server.engine.limits import LimitBreached, PreTradeGate, PreTradeLimits
 from execgw.server.engine.runs import (
     ClientOrderIdConflict,
@@ -161,18 +162,27 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         if run_request.mode not in self._engine.sessions:
             # The more basic answer first: no confirmation or limit makes an absent endpoint trade.
             raise ModeNotConfigured(run_request.mode)
-        async with self._pre_trade.admission(run_request, caller, confirm_live) as admission:
-            run, existing = await self._engine.submit_run(run_request)
-            admission.created = not existing
-            return run, existing
+        # Seen through even when the caller stops waiting: the engine records the run regardless,
+        # and the gate must count it and hold the open-run place until then (limits.py).
+        return await self._pre_trade.admit(
+            run_request, caller, confirm_live, lambda: self._engine.submit_run(run_request),
+            existing=lambda: self._run_repeated_by(run_request),
+        )
+
+    async def _run_repeated_by(self, run_request: RunRequest) -> TradeRun | None:
+        """The run this request repeats exactly (a client's retry), or None; ClientOrderIdConflict
+        when it reuses client_order_ids otherwise. Asked by the pre-trade gate when a count refuses."""
+        holding = await self._store.runs_holding([o.client_order_id for o in run_request.orders])
+        return existing_run(holding, run_request)
 
     # -- GetRun / ListRuns / CancelRun -------------------------------------------------------------
 
     async def GetRun(self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.GetRunResponse:
         caller = await auth.require(context, Permission.READ)
         await self._require_run_id(request.run_id, context)
+        await self._require_visible(caller, request.run_id, context)
         run = await self._store.get_run(request.run_id, with_fills=True)
-        if run is None or not auth.may_see(caller, run.account):
+        if run is None:
             await _abort_no_such_run(context, request.run_id)
         return pb.GetRunResponse(run=convert.run_to_proto(run, with_fills=True))
 
@@ -200,7 +210,15 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
     ) -> pb.CancelRunResponse:
         caller = auth.current_caller()
         await self._require_run_id(request.run_id, context)
-        await auth.require(context, Permission((await self._visible_run(caller, request.run_id, context)).mode))
+        if not (caller.may(Permission.PAPER) or caller.may(Permission.LIVE)):
+            # Before the run is looked up: a caller that may cancel nothing learns nothing by trying.
+            await auth.require(context, Permission.PAPER)
+        run = await self._visible_run(caller, request.run_id, context)
+        if not (caller.may(Permission(run.mode)) or caller.may(Permission.READ)):
+            # A run it may neither cancel nor read does not exist for it: PERMISSION_DENIED naming
+            # the mode would tell it that the run exists, and is live.
+            await _abort_no_such_run(context, request.run_id)
+        await auth.require(context, Permission(run.mode))
         log.info("CancelRun %s by %s from %s", request.run_id, caller.name, context.peer())
         try:
             run, outcomes = await self._engine.cancel_run(request.run_id, caller.name)
@@ -332,11 +350,20 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         """The run, if this caller may know of it. A run booked to an account the caller is not
         limited to is NOT_FOUND, word for word as a missing run: PERMISSION_DENIED would tell the
         caller that the run exists, and which runs exist is itself what it may not read."""
+        await self._require_visible(caller, run_id, context)
         run = await self._store.get_run(run_id, with_fills=False)
-        if run is None or not auth.may_see(caller, run.account):
+        if run is None:
             await _abort_no_such_run(context, run_id)
             raise AssertionError("unreachable")
         return run
+
+    async def _require_visible(self, caller: Caller, run_id: str, context: grpc.aio.ServicerContext) -> None:
+        """NOT_FOUND unless the run exists and the caller may see it, decided from one small row:
+        loading an invisible run's orders first made its NOT_FOUND measurably slower than a
+        missing run's (12-17 ms against 2 ms for 100 orders), which told that it exists."""
+        progress = await self._store.run_progress(run_id, for_watcher=False)
+        if progress is None or not auth.may_see(caller, progress.account):
+            await _abort_no_such_run(context, run_id)
 
     async def _require_run_id(self, run_id: str, context: grpc.aio.ServicerContext) -> None:
         """Only the canonical form SubmitRun returned: the engine knows a run by that exact string."""

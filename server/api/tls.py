@@ -157,6 +157,12 @@ def _check(files: TlsFiles) -> None:
         except (ssl.SSLError, OSError) as error:
             raise TlsConfigError(f"TLS client CA file {files.client_ca} holds no usable certificate: "
                                  f"{_reason(error)}") from None
+        # OpenSSL also loads CRLs from a CA file, and one holding only a CRL passes the load; gRPC
+        # refuses it: at start-up as a bare "Failed to bind to address", and on a reload silently
+        # keeping the old CA while the log said the new one was in use.
+        if context.cert_store_stats()["x509"] == 0:
+            raise TlsConfigError(f"TLS client CA file {files.client_ca} holds no certificate (a CRL alone "
+                                 "verifies no client)")
 
 
 class _EncryptedKey(Exception):

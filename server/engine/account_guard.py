@@ -14,21 +14,31 @@ reads "F" anywhere in an id as an advisor master so that both F… and DF… mat
 `IsMasterAccount`); vnpy users report advisor accounts as "F…" over "U…" client accounts
 (https://github.com/vnpy/vnpy/issues/590); IB API users' own guards refuse to trade unless
 every managed account starts with "DU" on paper. No page of IB's API reference that states the
-numbering was found, hence the fail-safe rule:
+numbering was found, hence the fail-safe rules:
 An id with any other start is taken as live: a paper endpoint refuses it, which fails safe.
+An id IB would not write (lower case, spaces, anything but A-Z and 0-9) is refused on either
+endpoint: "du7654321" is no live account a live endpoint may trade, yet only "DU…" read as paper,
+so a TWS reporting it (hostile, or an API layer that rewrote it) had live runs booked to it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 PAPER_ACCOUNT_PREFIXES = ("DU", "DF")
+IB_SPELLING = re.compile(r"[A-Z0-9]+")
 
 
 def is_paper_account(account: str) -> bool:
     """An IB paper account (DU…) or paper advisor/broker master (DF…)."""
     return account.startswith(PAPER_ACCOUNT_PREFIXES)
+
+
+def spelled_as_ib_does(account: str) -> bool:
+    """Upper-case letters and digits only, as IB writes every account id."""
+    return IB_SPELLING.fullmatch(account) is not None
 
 
 class EndpointAccountsMismatch(Exception):
@@ -61,6 +71,14 @@ class AccountGuard:
         if not accounts:
             return (f"IB {mode} endpoint reported no managed accounts, so it cannot be shown to be a "
                     f"{mode} login; refusing to trade there")
+        misspelled = [a for a in accounts if not spelled_as_ib_does(a)]
+        if misspelled:
+            # Quoted: a space or a lower-case letter is what is wrong, and must show.
+            return (f"IB {mode} endpoint reports account(s) {', '.join(repr(a) for a in misspelled)} that IB "
+                    f"would not write (IB account ids are upper-case letters and digits), so they cannot be "
+                    f"shown to be {mode} accounts (managedAccounts: {', '.join(repr(a) for a in accounts)}); "
+                    f"check what ib_{mode} points at. Nothing is traded there until it reports only {mode} "
+                    "accounts")
         if mode == "paper":
             wrong = [a for a in accounts if not is_paper_account(a)]
             kind = "live (not DU/DF)"

@@ -14,16 +14,29 @@ counts, which pass again later).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sized
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from execgw.server.engine.validation import RunRequest
 
+log = logging.getLogger(__name__)
+
 LIVE_CONFIRMATION = "LIVE"
 RATE_WINDOW_SECONDS = 60.0
+
+Recorded = TypeVar("Recorded")
+
+
+def symbol_key(symbol: str) -> str:
+    """A symbol as the lists compare it: upper case, runs of spaces as one. Validation strips and
+    upper-cases an order's symbol but keeps inner spaces, so "BRK  B" passed a denylist holding
+    "BRK B" and went to IB as written."""
+    return " ".join(symbol.split()).upper()
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,8 @@ def breaches_of(request: RunRequest, confirm_live: str, limits: PreTradeLimits) 
                                f"set on a {request.mode} run: it is for live runs only (a client that confirms "
                                "every run confirms nothing)"))
     mode_limits = limits.per_mode.get(request.mode, ModeLimits())
+    allowed = {symbol_key(s) for s in limits.symbol_allowlist}
+    denied = {symbol_key(s) for s in limits.symbol_denylist}
     if mode_limits.max_orders_per_run is not None and len(request.orders) > mode_limits.max_orders_per_run:
         breaches.append(Breach("orders", f"{request.mode}_max_orders_per_run",
                                f"{len(request.orders)} orders; {request.mode} runs may have at most "
@@ -79,10 +94,10 @@ def breaches_of(request: RunRequest, confirm_live: str, limits: PreTradeLimits) 
             breaches.append(Breach(f"orders[{index}].quantity", f"{request.mode}_max_order_quantity",
                                    f"{order.quantity:g} shares; {request.mode} orders may be at most "
                                    f"{mode_limits.max_order_quantity:g}"))
-        if limits.symbol_allowlist and order.symbol not in limits.symbol_allowlist:
+        if allowed and symbol_key(order.symbol) not in allowed:
             breaches.append(Breach(f"orders[{index}].symbol", "symbol_allowlist",
                                    f"{order.symbol} is not in this gateway's symbol_allowlist"))
-        if order.symbol in limits.symbol_denylist:
+        if symbol_key(order.symbol) in denied:
             breaches.append(Breach(f"orders[{index}].symbol", "symbol_denylist",
                                    f"{order.symbol} is in this gateway's symbol_denylist"))
     return breaches
@@ -98,7 +113,11 @@ class Admission:
 class PreTradeGate:
     """Admits runs past the limits. A run takes its place in the caller's rate window before the
     engine records it, and gives it back if no new run came of it (refused, or a retry of an
-    existing run), so concurrent SubmitRuns cannot overrun the window between check and write."""
+    existing run), so concurrent SubmitRuns cannot overrun the window between check and write.
+
+    Use `admit`: it sees the admission through even when the caller stops waiting. The engine
+    records and sends a run whose caller went away (its commit is shielded), so the gate must go
+    on counting it, and go on holding the open-run lock until it is recorded."""
 
     def __init__(
         self,
@@ -114,17 +133,53 @@ class PreTradeGate:
         # set: two runs admitted side by side would otherwise both see one place left.
         self._open_runs_lock = asyncio.Lock()
 
+    async def admit(
+        self, request: RunRequest, caller: str, confirm_live: str,
+        record: Callable[[], Awaitable[tuple[Recorded, bool]]],
+        existing: Callable[[], Awaitable[Recorded | None]] | None = None,
+    ) -> tuple[Recorded, bool]:
+        """Raises LimitBreached, or has `record` record the run and returns what it returned
+        (the run, and whether it already existed).
+
+        Carried on to the end in a task of its own if the caller stops waiting: a cancelled
+        SubmitRun let go of the open-run lock while the engine was still recording its run, and
+        the next one counted a place that was taken.
+
+        `existing` finds the run this request repeats, if any. Asked only when the rate or the
+        open-run count refuses: a repeat starts nothing, and is answered with its run. Else a
+        client retrying after a lost answer (or a deadline) at its limit was told
+        RESOURCE_EXHAUSTED, "retry in 60s", for a run that existed and traded."""
+        async def admitted() -> tuple[Recorded, bool]:
+            try:
+                async with self.admission(request, caller, confirm_live) as admission:
+                    recorded = await record()
+                    admission.created = not recorded[1]
+                    return recorded
+            except LimitBreached as breached:
+                if breached.exhausted and existing is not None and (run := await existing()) is not None:
+                    return run, True
+                raise
+
+        task = asyncio.ensure_future(admitted())
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_say_how_it_ended)
+            raise
+
     @asynccontextmanager
     async def admission(self, request: RunRequest, caller: str, confirm_live: str) -> AsyncIterator[Admission]:
-        """Raises LimitBreached, or lets the body record the run; `caller` is who the rate is
-        counted for (today the peer or TLS identity, later the authenticated name)."""
+        """Raises LimitBreached, or lets the body record the run; `caller` is the authenticated
+        caller's name, whom the rate is counted for."""
         breaches = breaches_of(request, confirm_live, self.limits)
         if breaches:
             raise LimitBreached(breaches)
         admission = Admission()
         stamp = self._take_rate_place(caller)
+        recording = False  # the body runs: from here a run may come of it
         try:
             if self.limits.max_open_runs is None:
+                recording = True
                 yield admission
             else:
                 async with self._open_runs_lock:
@@ -134,7 +189,15 @@ class PreTradeGate:
                                                     f"{running} runs are RUNNING; this gateway allows "
                                                     f"{self.limits.max_open_runs} at once, retry when one ends")],
                                             exhausted=True)
+                    recording = True
                     yield admission
+        except asyncio.CancelledError:
+            if recording:
+                # Cancelled while the engine records the run, which it finishes regardless: a run
+                # may well have been made and sent. It counts (failing safe); given back, a caller
+                # beyond its rate started runs by cancelling each SubmitRun once under way.
+                admission.created = True
+            raise
         finally:
             if stamp is not None and not admission.created:
                 self._give_back(caller, stamp)
@@ -165,3 +228,10 @@ class PreTradeGate:
             pass
         if not started:
             del self._started[caller]
+
+
+def _say_how_it_ended(task: asyncio.Task[object]) -> None:
+    # Nobody waits for an admission whose caller went away: say what became of it, or asyncio
+    # reports an exception that was never retrieved.
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.info("SubmitRun whose caller had gone away ended without a new run: %s", error)

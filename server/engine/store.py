@@ -4,6 +4,9 @@ the watchers' reads (WatchRun replays) on a pool of their own: thousands of stre
 at once then queue behind each other, never in front of a SubmitRun's reads.
 
 Every write returns the events it committed; the caller publishes them only after that.
+
+The writer keeps a ledger of the rows it writes (ledger.py) between transactions. A transaction
+that fails discards it: the next one, a retry included, reads again what was last committed.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from execgw.server.db.engine import make_session_factory
 from execgw.server.db.models import OrderStatus, RunStatus, TradeEvent, TradeFill, TradeOrder, TradeRun
+from execgw.server.engine.ledger import Ledger
 from execgw.server.engine.recorder import Recorder
 from execgw.server.engine.state import DONE_STATES
 from execgw.server.engine.stored_event import StoredEvent
@@ -38,6 +42,7 @@ class Store:
         self.engine = engine
         self._sessions = make_session_factory(engine)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="execgw-writer")
+        self._ledger = Ledger()  # the writer thread's alone
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="execgw-reader")
         self._watch_readers = ThreadPoolExecutor(watch_readers, thread_name_prefix="execgw-watch-reader")
 
@@ -46,13 +51,24 @@ class Store:
         events it wrote, after the commit."""
 
         def transaction() -> tuple[T, list[StoredEvent]]:
-            with self._sessions() as session, session.begin():
-                recorder = Recorder(session)
-                with session.no_autoflush:
-                    result = work(recorder)
-                session.flush()
-                events = [StoredEvent.of(row) for row in recorder.events]
-            return result, events
+            ledger = self._ledger
+            try:
+                with self._sessions() as session, session.begin():
+                    recorder = Recorder(session, ledger)
+                    with session.no_autoflush:
+                        result = work(recorder)
+                    session.flush()  # rows the ORM holds (a new run, its orders) before the events naming them
+                    recorder.write()
+                    changed_by_orm = _runs_in(session)
+            except BaseException:
+                # Entries may hold changes the database never got (or got: a commit cut off by a
+                # lost connection may have happened). Read it all again from the database.
+                ledger.discard()
+                raise
+            for run_id in changed_by_orm:
+                ledger.forget_run(run_id)
+            ledger.committed()
+            return result, recorder.events
 
         return await self._run(self._writer, transaction)
 
@@ -112,9 +128,10 @@ class Store:
 
         return await self.read(query)
 
-    async def run_progress(self, run_id: str) -> RunProgress | None:
-        """Where a run stands, or None if there is no such run. (A watcher's read: one small row,
-        on the watchers' pool, so a storm of new streams never queues in front of a SubmitRun.)"""
+    async def run_progress(self, run_id: str, *, for_watcher: bool = True) -> RunProgress | None:
+        """Where a run stands, or None if there is no such run: one small row. A watcher's read
+        goes to the watchers' pool, so a storm of new streams never queues in front of a
+        SubmitRun; others (GetRun, CancelRun) to the readers' pool, never behind such a storm."""
 
         def query(session: Session) -> RunProgress | None:
             row = session.execute(
@@ -122,7 +139,7 @@ class Store:
             ).one_or_none()
             return None if row is None else RunProgress(row[0], row[1], row[2])
 
-        return await self.watch_read(query)
+        return await (self.watch_read(query) if for_watcher else self.read(query))
 
     async def events_after(self, run_id: str, after_sequence: int, limit: int) -> list[StoredEvent]:
         """Up to `limit` stored events of a run after a sequence, in order. (A watcher's read:
@@ -207,3 +224,16 @@ class Store:
             ) is None
 
         return await self.read(query)
+
+
+def _runs_in(session: Session) -> set[str]:
+    """The runs whose rows the ORM loaded or wrote in this transaction. The recorder writes runs
+    and orders without the ORM; should anything change one through the ORM all the same, the
+    ledger must not keep its own copy of that run."""
+    runs: set[str] = set()
+    for row in session.identity_map.values():
+        if isinstance(row, TradeRun):
+            runs.add(row.id)
+        elif isinstance(row, TradeOrder):
+            runs.add(row.run_id)
+    return runs
