@@ -86,6 +86,8 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         self, request: pb.SubmitRunRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitRunResponse:
         caller = await auth.require_submit(context, convert.MODE_FROM_PROTO.get(request.mode, ""), request.account)
+        if (malformed := _malformed_duration(request)) is not None:
+            await abort_bad_request(context, [Violation("deadline", malformed)])
         run_request, violations = validate_run(
             mode=convert.MODE_FROM_PROTO.get(request.mode, ""),
             account=request.account,
@@ -398,6 +400,20 @@ def _why_cancelled(context: grpc.aio.ServicerContext) -> str:
     return "the client cancelled or its connection was lost"
 
 
+def _malformed_duration(request: pb.SubmitRunRequest) -> str | None:
+    """What makes the deadline no google.protobuf.Duration at all, if anything: protobuf's own
+    rules (nanos within ±999,999,999, with the sign of seconds). Such a value was read as some
+    nearby duration (up to 2 s off) and accepted; a client sending it has a bug worth hearing of."""
+    if not request.HasField("deadline"):
+        return None
+    seconds, nanos = request.deadline.seconds, request.deadline.nanos
+    if not -999_999_999 <= nanos <= 999_999_999:
+        return "not a valid Duration: nanos must be between -999,999,999 and 999,999,999"
+    if (seconds > 0 and nanos < 0) or (seconds < 0 and nanos > 0):
+        return "not a valid Duration: seconds and nanos must have the same sign"
+    return None
+
+
 def _requested_deadline(request: pb.SubmitRunRequest) -> timedelta | None:
     if not request.HasField("deadline"):
         return None
@@ -442,8 +458,13 @@ def _encode_page_token(created_at: datetime, run_id: str) -> str:
 
 
 def _decode_page_token(token: str) -> tuple[datetime, str] | None:
+    """Only what _encode_page_token made: anything else (a forged time zone, a run id that is
+    no run id) is refused rather than read as some position in the list."""
     try:
         created, run_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), run_id
+        position = datetime.fromisoformat(created), run_id
     except (ValueError, UnicodeDecodeError):
         return None
+    if position[0].tzinfo is not None or validate_run_id(run_id) or _encode_page_token(*position) != token:
+        return None
+    return position

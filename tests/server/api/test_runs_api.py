@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+
 import grpc
 import pytest
+from grpc_status import rpc_status
 
 from execgw.server.db.models import OrderStatus, RunStatus
 from execgw.v1 import execution_pb2 as pb
@@ -60,9 +63,20 @@ def test_list_runs_pages_newest_first(live):
         if not token:
             break
     assert seen == list(reversed(run_ids))
-    with pytest.raises(grpc.RpcError) as caught:
-        live.stub.ListRuns(pb.ListRunsRequest(page_token="garbage!"))
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # Only tokens the gateway issued: not garbage, nor a token forged with a time zone, a run id
+    # that is no run id, or an equivalent spelling of a real position.
+    real = base64.urlsafe_b64decode(page_token_of(live)).decode()
+    created, run_id = real.split("|", 1)
+    forged = [f"{created}+14:00|{run_id}", f"{created}|{'x' * 5000}", f"{created}|", f"{created} |{run_id}"]
+    for token in ["garbage!", *(base64.urlsafe_b64encode(f.encode()).decode() for f in forged)]:
+        with pytest.raises(grpc.RpcError) as caught:
+            live.stub.ListRuns(pb.ListRunsRequest(page_token=token))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, token
+        assert "page_token" in str(rpc_status.from_call(caught.value)), token
+
+
+def page_token_of(live) -> str:
+    return live.stub.ListRuns(pb.ListRunsRequest(page_size=1)).next_page_token
 
 
 def test_submit_run_answers_the_run_as_stored(start_gateway):

@@ -106,6 +106,20 @@ def test_a_deadline_no_timedelta_holds_is_refused_naming_it(live, seconds):
     assert live.sim.orders() == []
 
 
+@pytest.mark.parametrize(("seconds", "nanos"), [(30, 1_000_000_000), (30, -2**31), (-1, 1_999_999_999), (30, -1), (-5, 5)],
+                         ids=str)
+def test_a_deadline_that_is_no_duration_is_refused_naming_it(live, seconds, nanos):
+    """Out of protobuf's own range (nanos beyond ±999,999,999, or of the other sign than seconds):
+    once read as some nearby duration and accepted."""
+    request = pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=[live.order("odd")])
+    request.deadline.seconds, request.deadline.nanos = seconds, nanos
+    error = rejected(live, request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    [(field, description)] = violations_of(error)
+    assert field == "deadline" and description.startswith("not a valid Duration"), description
+    assert live.sim.orders() == [] and live.counts()[0] == 0
+
+
 def test_the_largest_order_quantity_is_a_setting_and_the_error_says_what_is_accepted(start_gateway):
     live = start_gateway(max_order_quantity=50)
     error = rejected(live, pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=[live.order("big", quantity=50.5)]))
