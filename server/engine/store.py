@@ -4,9 +4,6 @@ the watchers' reads (WatchRun replays) on a pool of their own: thousands of stre
 at once then queue behind each other, never in front of a SubmitRun's reads.
 
 Every write returns the events it committed; the caller publishes them only after that.
-
-The writer keeps a ledger of the rows it writes (ledger.py) between transactions. A transaction
-that fails discards it: the next one, a retry included, reads again what was last committed.
 """
 
 from __future__ import annotations
@@ -23,7 +20,6 @@ from sqlalchemy.orm import Session, selectinload
 
 from execgw.server.db.engine import make_session_factory
 from execgw.server.db.models import OrderStatus, RunStatus, TradeEvent, TradeFill, TradeOrder, TradeRun
-from execgw.server.engine.ledger import Ledger
 from execgw.server.engine.recorder import Recorder
 from execgw.server.engine.state import DONE_STATES
 from execgw.server.engine.stored_event import StoredEvent
@@ -42,7 +38,6 @@ class Store:
         self.engine = engine
         self._sessions = make_session_factory(engine)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="execgw-writer")
-        self._ledger = Ledger()  # the writer thread's alone
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="execgw-reader")
         self._watch_readers = ThreadPoolExecutor(watch_readers, thread_name_prefix="execgw-watch-reader")
 
@@ -51,24 +46,13 @@ class Store:
         events it wrote, after the commit."""
 
         def transaction() -> tuple[T, list[StoredEvent]]:
-            ledger = self._ledger
-            try:
-                with self._sessions() as session, session.begin():
-                    recorder = Recorder(session, ledger)
-                    with session.no_autoflush:
-                        result = work(recorder)
-                    session.flush()  # rows the ORM holds (a new run, its orders) before the events naming them
-                    recorder.write()
-                    changed_by_orm = _runs_in(session)
-            except BaseException:
-                # Entries may hold changes the database never got (or got: a commit cut off by a
-                # lost connection may have happened). Read it all again from the database.
-                ledger.discard()
-                raise
-            for run_id in changed_by_orm:
-                ledger.forget_run(run_id)
-            ledger.committed()
-            return result, recorder.events
+            with self._sessions() as session, session.begin():
+                recorder = Recorder(session)
+                with session.no_autoflush:
+                    result = work(recorder)
+                session.flush()
+                events = [StoredEvent.of(row) for row in recorder.events]
+            return result, events
 
         return await self._run(self._writer, transaction)
 
@@ -224,16 +208,3 @@ class Store:
             ) is None
 
         return await self.read(query)
-
-
-def _runs_in(session: Session) -> set[str]:
-    """The runs whose rows the ORM loaded or wrote in this transaction. The recorder writes runs
-    and orders without the ORM; should anything change one through the ORM all the same, the
-    ledger must not keep its own copy of that run."""
-    runs: set[str] = set()
-    for row in session.identity_map.values():
-        if isinstance(row, TradeRun):
-            runs.add(row.id)
-        elif isinstance(row, TradeOrder):
-            runs.add(row.run_id)
-    return runs
