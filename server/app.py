@@ -33,6 +33,7 @@ from execgw.server.db.migrations import upgrade
 from execgw.server.db.secrets import password_from, with_password
 from execgw.server.engine.bus import EventBus
 from execgw.server.engine.engine import ExecutionEngine
+from execgw.server.engine.journal import Journal
 from execgw.server.engine.runs import EngineTimings
 from execgw.server.engine.store import Store
 from execgw.server.engine.tasks import TaskSupervisor
@@ -76,6 +77,7 @@ class Gateway:
         self.engine: ExecutionEngine | None = None
         self.store: Store | None = None
         self.bus = EventBus(settings.watcher_queue_events)
+        self.bus.observe(Journal())
         self._tasks = TaskSupervisor()
 
     async def start(self) -> int:

@@ -7,7 +7,7 @@ EXECGW_IB_CLIENT_ID are fixed: operators script against them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     symbol_denylist: tuple[str, ...] = Field((), description="symbols runs may never trade")
     max_runs_per_minute_per_caller: int | None = Field(None, ge=1, description="new runs one caller may start a minute")
     max_open_runs: int | None = Field(None, ge=1, description="runs RUNNING at once, all callers together")
+    # Operations.
+    log_format: Literal["text", "json"] = Field("text", description="log lines as key=value text or JSON objects")
+    log_levels: dict[str, str] = Field(
+        default_factory=dict,
+        description='level per component, e.g. {"execgw.server.ib" = "DEBUG", "execgw.journal" = "WARNING"}',
+    )
 
     @field_validator("listen", "ib_paper", "ib_live")
     @classmethod

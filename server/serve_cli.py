@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from execgw.server import logs
 from execgw.server.api.bind_guard import RemoteBindRefused
 from execgw.server.api.callers import CallersFileError
 from execgw.server.api.tls import TlsConfigError
@@ -56,6 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--live-enabled", action="store_const", const=True, default=None,
         help="accept live runs (also needs --ib-live) (EXECGW_LIVE_ENABLED)",
     )
+    parser.add_argument("--log-format", choices=["text", "json"], help="key=value text or JSON lines (EXECGW_LOG_FORMAT)")
+    parser.add_argument(
+        "--log-level", action="append", metavar="COMPONENT=LEVEL", dest="log_levels",
+        help="level of one component's logger, e.g. execgw.server.ib=DEBUG; repeatable (EXECGW_LOG_LEVELS, JSON)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -74,8 +80,11 @@ def run(args: argparse.Namespace) -> int:
             ib_live=args.ib_live,
             ib_client_id=args.ib_client_id,
             live_enabled=args.live_enabled,
+            log_format=args.log_format,
+            log_levels=_levels_of(args.log_levels),
         )
-    except (ValidationError, FileNotFoundError) as exc:
+        logs.configure(settings.log_format, settings.log_levels, verbose=args.verbose)
+    except (ValidationError, FileNotFoundError, ValueError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
     if args.database_url and carries_password(args.database_url):
@@ -90,3 +99,17 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     return 0
+
+
+def _levels_of(given: list[str] | None) -> dict[str, str] | None:
+    """`--log-level a=DEBUG --log-level b=WARNING` as the settings' mapping; None when not given,
+    so the environment or the file still apply."""
+    if not given:
+        return None
+    levels = {}
+    for item in given:
+        name, sep, level = item.partition("=")
+        if not sep or not name.strip() or not level.strip():
+            raise ValueError(f"--log-level expects COMPONENT=LEVEL, got {item!r}")
+        levels[name.strip()] = level.strip()
+    return levels

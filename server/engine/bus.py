@@ -8,9 +8,13 @@ stream then ends with a status that tells it to resume from its last sequence.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
+from collections.abc import Callable
 
 from execgw.server.engine.stored_event import StoredEvent
+
+log = logging.getLogger(__name__)
 
 
 class Subscription:
@@ -28,6 +32,13 @@ class EventBus:
     def __init__(self, capacity: int = 20_000) -> None:
         self._capacity = capacity
         self._watchers: dict[str, set[Subscription]] = defaultdict(set)
+        self._observers: list[Callable[[list[StoredEvent]], None]] = []
+
+    def observe(self, observer: Callable[[list[StoredEvent]], None]) -> None:
+        """`observer` sees every committed event of every run, in commit order, before any watcher
+        (the log's journal, the metrics). It runs on the loop and must not block; an exception in
+        it is logged and never keeps an event from a watcher."""
+        self._observers.append(observer)
 
     def subscribe(self, run_id: str) -> Subscription:
         subscription = Subscription(run_id, self._capacity)
@@ -42,6 +53,11 @@ class EventBus:
                 del self._watchers[subscription.run_id]
 
     def publish(self, events: list[StoredEvent]) -> None:
+        for observer in self._observers:
+            try:
+                observer(events)
+            except Exception:
+                log.exception("an observer of committed events failed")
         for event in events:
             for subscription in list(self._watchers.get(event.run_id, ())):
                 try:

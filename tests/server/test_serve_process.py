@@ -20,7 +20,7 @@ from execgw.sim.thread import SimulatorThread
 
 EXECGW = Path(sys.executable).parent / "execgw"
 CLIENT_ID_IN_USE = re.compile(
-    r"^\S+ \S+ WARNING execgw\.server\.ib\.session: IB paper \(127\.0\.0\.1:\d+\) connect attempt \d+ failed "
+    r'^ts=\S+ level=WARNING logger=execgw\.server\.ib\.session msg="IB paper \(127\.0\.0\.1:\d+\) connect attempt \d+ failed '
     r"\(326 Unable to connect as the client id is already in use\. Retry with a unique client id\.\)", re.MULTILINE)
 
 

@@ -194,7 +194,7 @@ def test_sighup_reloads_the_callers_file_without_tls(plaintext_serve, eventually
         assert list_runs(stub, desk).runs == [] and list_runs(stub, token).runs == []
     assert process.poll() is None  # SIGHUP reloads, it does not stop the gateway
     text = log.read_text()
-    assert " ERROR execgw.server.api.callers_file: callers file " in text
+    assert 'level=ERROR logger=execgw.server.api.callers_file msg="callers file ' in text
     assert "the callers in use stay: desk, night-desk" in text
     assert desk not in text and token not in text
     process.send_signal(signal.SIGINT)

@@ -439,7 +439,7 @@ def test_insecure_allow_remote_starts_and_warns(tmp_path: Path, eventually: Call
                 process.kill()
                 process.wait(10)
         text = log.read_text()
-        assert re.search(r" WARNING execgw\.server\.api\.bind_guard: INSECURE: 0\.0\.0\.0:0 is reachable from "
+        assert re.search(r"level=WARNING logger=execgw\.server\.api\.bind_guard msg=\"INSECURE: 0\.0\.0\.0:0 is reachable from "
                          r"other machines without TLS .* and caller credentials \(callers_file\) \(insecure_allow_remote "
                          r"is set\): with no callers file no caller can call it: every call but health and reflection "
                          r"is refused UNAUTHENTICATED, from this machine too, and no order can be placed", text), (start, text)

@@ -1,0 +1,128 @@
+"""The gateway's log: JSON lines (or key=value text) with the ids of every order state change
+and execution, levels per component, and never a secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+
+from execgw.server import logs
+from execgw.server.api.callers import Permission, add_caller
+from execgw.v1 import execution_pb2 as pb
+from execgw.v1 import execution_pb2_grpc as pb_grpc
+
+EXECGW = Path(sys.executable).parent / "execgw"
+
+
+def record(message: str, *args: object, **extra: object) -> logging.LogRecord:
+    entry = logging.LogRecord("execgw.test", logging.INFO, __file__, 1, message, args, None)
+    entry.__dict__.update(extra)
+    return entry
+
+
+def test_text_is_key_value_with_the_calls_fields_and_json_is_one_object_per_line():
+    entry = record("order %s filled", "desk-1", run_id="r-1", client_order_id="desk-1", ib_order_id=7)
+    text = logs.KeyValueFormatter().format(entry)
+    assert text.startswith("ts=") and ' level=INFO logger=execgw.test msg="order desk-1 filled" ' in text
+    assert text.endswith("run_id=r-1 client_order_id=desk-1 ib_order_id=7")
+    line = json.loads(logs.JsonFormatter().format(entry))
+    assert line["msg"] == "order desk-1 filled" and line["ib_order_id"] == 7 and line["run_id"] == "r-1"
+
+
+@pytest.mark.parametrize("leak", [
+    "authorization: Bearer s3cr3t-token-value", "mysql+pymysql://gw:s3cr3t-token-value@db/execgw",
+    "password=s3cr3t-token-value", "{'token': 's3cr3t-token-value'}",
+])
+def test_secrets_are_masked_in_messages_fields_and_tracebacks(leak):
+    try:
+        raise RuntimeError(leak)
+    except RuntimeError:
+        entry = record("failed: %s", leak, detail=leak)
+        entry.exc_info = sys.exc_info()
+    for formatter in (logs.KeyValueFormatter(), logs.JsonFormatter()):
+        assert "s3cr3t-token-value" not in formatter.format(entry)
+
+
+def test_a_level_per_component_and_a_bad_level_refused():
+    logs.configure("text", {"execgw.server.ib": "debug", "execgw.journal": "WARNING"})
+    try:
+        assert logging.getLogger("execgw.server.ib.session").getEffectiveLevel() == logging.DEBUG
+        assert logging.getLogger("execgw.journal").getEffectiveLevel() == logging.WARNING
+        assert logging.getLogger("execgw.server.engine").getEffectiveLevel() == logging.INFO
+        with pytest.raises(ValueError, match="LOUD"):
+            logs.configure("text", {"execgw": "LOUD"})
+    finally:
+        for name in ("execgw.server.ib", "execgw.journal"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def test_json_lines_of_a_run_name_every_state_change_and_execution(
+    tmp_path: Path, free_port: Callable[[], int], eventually: Callable[..., None]
+) -> None:
+    """`execgw serve --log-format json` (embedded simulator, SQLite): a two-order run, then every
+    line of the log parses; each order's state changes and each execution are there with the run,
+    client_order_id, IB order id and permId (and execId), matching the database; no token is."""
+    callers = tmp_path / "callers.toml"
+    token = add_caller(callers, "desk", [Permission.READ, Permission.PAPER])
+    target = f"127.0.0.1:{free_port()}"
+    log_file = tmp_path / "serve.log"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("EXECGW_")}
+    with log_file.open("wb") as out:
+        process = subprocess.Popen(
+            [str(EXECGW), "serve", "--listen", target, "--log-format", "json"], cwd=tmp_path, stdout=out,
+            stderr=subprocess.STDOUT, env={**environment, "EXECGW_CALLERS_FILE": str(callers)})
+    try:
+        with grpc.insecure_channel(target) as channel:
+            stub = pb_grpc.ExecutionServiceStub(channel)
+            as_desk = (("authorization", f"Bearer {token}"),)
+
+            def served() -> bool:
+                try:
+                    stub.ListRuns(pb.ListRunsRequest(), timeout=2, metadata=as_desk)
+                    return True
+                except grpc.RpcError:
+                    return False
+
+            eventually(served, 30, "the gateway never served")
+            orders = [pb.OrderSpec(client_order_id=f"logged-{n}", symbol="AAPL", side=pb.ORDER_SIDE_BUY, quantity=5)
+                      for n in ("a", "b")]
+            run_id = stub.SubmitRun(pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=orders),
+                                    timeout=10, metadata=as_desk).run.run_id
+            for _ in stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=30, metadata=as_desk):
+                pass
+            run = stub.GetRun(pb.GetRunRequest(run_id=run_id), timeout=10, metadata=as_desk).run
+            with pytest.raises(grpc.RpcError):  # a wrong token is refused, and logged, never quoted
+                stub.ListRuns(pb.ListRunsRequest(), timeout=5, metadata=(("authorization", "Bearer wrong-token-xyz"),))
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+    text = log_file.read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]  # every line is JSON
+    assert all({"ts", "level", "logger", "msg"} <= line.keys() for line in lines)
+    assert token not in text and "wrong-token-xyz" not in text
+    assert run.status == pb.RUN_STATUS_SUCCESS
+    mine = [line for line in lines if line.get("run_id") == run_id and line["logger"] == "execgw.journal"]
+    for order in run.orders:
+        statuses = [line for line in mine if line["event"] == "order_status"
+                    and line["client_order_id"] == order.spec.client_order_id]
+        assert statuses[-1]["status"] == "FILLED"
+        assert statuses[-1]["ib_order_id"] == order.ib_order_id > 0 and statuses[-1]["perm_id"] == order.ib_perm_id > 0
+        executions = [line for line in mine if line["event"] == "fill"
+                      and line["client_order_id"] == order.spec.client_order_id]
+        assert sorted(line["exec_id"] for line in executions) == sorted(f.exec_id for f in order.fills)
+        assert all(line["ib_order_id"] == order.ib_order_id and line["perm_id"] == order.ib_perm_id
+                   for line in executions)
+    assert [line["status"] for line in mine if line["event"] == "run_status"][-1] == "SUCCESS"
