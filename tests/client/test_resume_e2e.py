@@ -35,6 +35,7 @@ def test_watch_resumes_across_a_gateway_restart(tmp_path: Path) -> None:
             run_id = client.submit([Order("rest-1", "REST", "BUY", 10), Order("fill-1", "AAPL", "BUY", 5)]).run_id
             events: list[pb.RunEvent] = []
             working = threading.Event()
+            filled = threading.Event()
 
             def watch() -> None:
                 for event in client.watch(run_id):
@@ -42,10 +43,15 @@ def test_watch_resumes_across_a_gateway_restart(tmp_path: Path) -> None:
                     if event.order_status.client_order_id == "rest-1" and \
                             event.order_status.status == pb.ORDER_STATUS_SUBMITTED:
                         working.set()
+                    if event.order_status.client_order_id == "fill-1" and \
+                            event.order_status.status == pb.ORDER_STATUS_FILLED:
+                        filled.set()
 
             watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
-            assert working.wait(10)
+            # Both orders at IB before the restart (the second leaves a pacing interval after the
+            # first): one rests, to be cancelled after it; one is filled.
+            assert working.wait(10) and filled.wait(10)
             seen_before_restart = len(events)
 
             first.stop()  # watch streams end with UNAVAILABLE; the client keeps reconnecting

@@ -418,7 +418,8 @@ def test_a_run_id_that_differs_only_in_case_finds_no_run(database_url: str) -> N
 
         assert asyncio.run(lookups(run_id.upper())) == (None, None)
         found, progress = asyncio.run(lookups(run_id))
-        assert found is not None and found.id == run_id and progress == ("RUNNING", 0)
+        assert found is not None and found.id == run_id and progress is not None
+        assert (progress.status, progress.last_sequence) == ("RUNNING", 0)
         with Session(engine) as session:
             assert session.scalars(select(TradeOrder.id).where(TradeOrder.run_id == run_id.upper())).all() == []
             assert session.scalars(select(TradeEvent.id).where(TradeEvent.run_id == run_id.upper())).all() == []
