@@ -41,6 +41,8 @@ from execgw.server.engine.validation import OrderRules
 from execgw.server.guards import account_guard_of, pre_trade_limits_of
 from execgw.server.ib.endpoint import Endpoint
 from execgw.server.ib.session import IBSession
+from execgw.server.metrics.exposition import check_metrics_bind
+from execgw.server.metrics.gateway import GatewayMetrics
 from execgw.v1 import execution_pb2, execution_pb2_grpc
 
 if TYPE_CHECKING:  # the simulator is imported only when the embedded default starts it
@@ -79,17 +81,24 @@ class Gateway:
         self.bus = EventBus(settings.watcher_queue_events)
         self.bus.observe(Journal())
         self._tasks = TaskSupervisor()
+        # Off unless configured: no registry, no observer, no thread, no port.
+        self.metrics = GatewayMetrics(self.bus) if settings.metrics_listen else None
+        self.metrics_port: int = 0
 
     async def start(self) -> int:
         settings = self.settings
         # Refused before anything starts: an exposed port, unreadable or mismatched TLS files.
         check_bind(settings)
+        check_metrics_bind(settings)
         tls_files = tls_files_of(settings)
         self.certificates = ServerCertificates(tls_files) if tls_files else None
         # The callers file is read before anything starts: a bad one stops start-up, naming the file.
         authenticator = Authenticator.from_settings(settings)
         self.callers_file = authenticator.callers_file
         authentication = CallerAuthentication(authenticator)
+        if self.metrics is not None and settings.metrics_listen:
+            # Early: a metrics port in use stops start-up before the database or IB are touched.
+            self.metrics_port = self.metrics.serve(settings.metrics_listen)
         database_url = database_url_of(settings)
         log.info("database %s", display_url(database_url))
         await asyncio.get_running_loop().run_in_executor(None, upgrade, database_url)
@@ -100,6 +109,8 @@ class Gateway:
             commission_grace=settings.commission_grace_seconds,
         )
         self.engine = ExecutionEngine(self.store, self.bus, timings, account_guard_of(settings))
+        if self.metrics is not None:
+            self.metrics.attach_engine(self.engine, self.store)
         for endpoint in await self._endpoints():
             self.engine.add_session(
                 IBSession(endpoint, self.engine.on_ib_event, pacing_per_second=settings.pacing_per_second)
@@ -128,9 +139,11 @@ class Gateway:
             max_watch_streams_per_caller=settings.max_watch_streams_per_caller,
             pre_trade=pre_trade_limits_of(settings),
         )
-        execution_pb2_grpc.add_ExecutionServiceServicer_to_server(
-            ExecutionService(self.engine, self.store, self.bus, limits), server
-        )
+        service = ExecutionService(self.engine, self.store, self.bus, limits,
+                                   self.metrics.service if self.metrics is not None else None)
+        if self.metrics is not None:
+            self.metrics.attach_service(service)
+        execution_pb2_grpc.add_ExecutionServiceServicer_to_server(service, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -219,6 +232,8 @@ class Gateway:
         if self.engine is not None:
             await self.engine.stop()
         await self._tasks.stop()
+        if self.metrics is not None:
+            await self.metrics.stop()  # before the store closes: a run's mode may be being read
         if self.store is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.store.close)
         if self.simulator is not None:

@@ -117,13 +117,19 @@ class Settings(BaseSettings):
     max_runs_per_minute_per_caller: int | None = Field(None, ge=1, description="new runs one caller may start a minute")
     max_open_runs: int | None = Field(None, ge=1, description="runs RUNNING at once, all callers together")
     # Operations.
+    metrics_listen: str | None = Field(
+        None, description="host:port of the Prometheus metrics (HTTP, /metrics); unset: no metrics, no port"
+    )
+    metrics_allow_remote: bool = Field(
+        False, description="serve metrics on a non-loopback address (plain HTTP, no credentials; warned at start)"
+    )
     log_format: Literal["text", "json"] = Field("text", description="log lines as key=value text or JSON objects")
     log_levels: dict[str, str] = Field(
         default_factory=dict,
         description='level per component, e.g. {"execgw.server.ib" = "DEBUG", "execgw.journal" = "WARNING"}',
     )
 
-    @field_validator("listen", "ib_paper", "ib_live")
+    @field_validator("listen", "ib_paper", "ib_live", "metrics_listen")
     @classmethod
     def _host_port(cls, value: str | None) -> str | None:
         if value is not None:

@@ -16,6 +16,7 @@ from execgw.server.api.tls import TlsConfigError
 from execgw.server.app import serve
 from execgw.server.config import load_settings
 from execgw.server.db.secrets import PASSWORD_ENV, PASSWORD_FILE_ENV, DatabasePasswordError, carries_password
+from execgw.server.metrics.exposition import MetricsPortUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--live-enabled", action="store_const", const=True, default=None,
         help="accept live runs (also needs --ib-live) (EXECGW_LIVE_ENABLED)",
     )
+    parser.add_argument(
+        "--metrics-listen", metavar="HOST:PORT",
+        help="serve Prometheus metrics on this address, e.g. 127.0.0.1:9464; unset: none (EXECGW_METRICS_LISTEN)",
+    )
+    parser.add_argument(
+        "--metrics-allow-remote", action="store_const", const=True, default=None,
+        help="allow --metrics-listen on a non-loopback address: plain HTTP, no credentials (EXECGW_METRICS_ALLOW_REMOTE)",
+    )
     parser.add_argument("--log-format", choices=["text", "json"], help="key=value text or JSON lines (EXECGW_LOG_FORMAT)")
     parser.add_argument(
         "--log-level", action="append", metavar="COMPONENT=LEVEL", dest="log_levels",
@@ -80,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
             ib_live=args.ib_live,
             ib_client_id=args.ib_client_id,
             live_enabled=args.live_enabled,
+            metrics_listen=args.metrics_listen,
+            metrics_allow_remote=args.metrics_allow_remote,
             log_format=args.log_format,
             log_levels=_levels_of(args.log_levels),
         )
@@ -95,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     except (DatabasePasswordError, TlsConfigError, CallersFileError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
-    except RemoteBindRefused as exc:
+    except (RemoteBindRefused, MetricsPortUnavailable) as exc:
         log.error("%s", exc)
         return 2
     return 0

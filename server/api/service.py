@@ -48,6 +48,7 @@ from execgw.server.engine.validation import (
     validate_run,
     validate_run_id,
 )
+from execgw.server.metrics.hooks import ServiceMetrics
 from execgw.v1 import execution_pb2 as pb
 from execgw.v1 import execution_pb2_grpc as pb_grpc
 
@@ -71,7 +72,10 @@ class ServiceLimits:
 
 
 class ExecutionService(pb_grpc.ExecutionServiceServicer):
-    def __init__(self, engine: ExecutionEngine, store: Store, bus: EventBus, limits: ServiceLimits) -> None:
+    def __init__(
+        self, engine: ExecutionEngine, store: Store, bus: EventBus, limits: ServiceLimits,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
         self._engine = engine
         self._store = store
         self._bus = bus
@@ -79,6 +83,11 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         self._watch_slots = WatchSlots(limits.max_watch_streams, limits.max_watch_streams_per_caller)
         self._encoded = EncodedEvents()
         self._pre_trade = PreTradeGate(limits.pre_trade, store.open_runs)
+        self._metrics = metrics if metrics is not None else ServiceMetrics()  # the base records nothing: off
+
+    @property
+    def open_watch_streams(self) -> int:
+        return self._watch_slots.open_streams
 
     # -- SubmitRun -----------------------------------------------------------------------------
 
@@ -156,6 +165,7 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
                 str(conflict), f"orders: {conflict}; nothing was written or sent",
             )
             raise
+        self._metrics.run_admitted(run.id, run.mode)
         return pb.SubmitRunResponse(run=convert.run_to_proto(run, with_fills=False), existing=existing)
 
     async def _submit_within_limits(
@@ -273,6 +283,7 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
                 while True:
                     page = await self._store.events_after(request.run_id, last, REPLAY_PAGE)
                     for event in page:
+                        self._metrics.event_sent(event, live=False)
                         yield self._encoded.response(event)
                         last = event.sequence
                     if len(page) < REPLAY_PAGE:
@@ -286,6 +297,7 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
                     if isinstance(event, pb.Heartbeat):
                         yield pb.WatchRunResponse(heartbeat=event)
                         continue
+                    self._metrics.event_sent(event, live=True)
                     yield self._encoded.response(event)
                     last = event.sequence
                     if event.is_final and subscription.queue.empty():

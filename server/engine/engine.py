@@ -70,6 +70,7 @@ class ExecutionEngine:
             answers, self._books.commit, lambda run_ids: self._run_end.finish_all_soon(run_ids),
             self.timings.reconcile_timeout, self.timings.retry_interval,
         )
+        self.reconciler = reconciler  # read by the metrics (reconciliations asked, failed, settled)
         self._endpoints = Endpoints(answers, reconciler, self._open_runs, self._tasks, account_guard)
         self._run_end = RunEnder(
             self._books, self._open_runs, self._endpoints.sessions.get, reconciler, self._tasks, self.timings
@@ -110,6 +111,11 @@ class ExecutionEngine:
     @property
     def poison_reports(self) -> int:
         return self._reports.poison_reports
+
+    @property
+    def reports(self) -> ReportIntake:
+        """IB's reports on their way into the books, for the metrics (held, dropped, database ok)."""
+        return self._reports
 
     async def start(self) -> None:
         for session in self.sessions.values():

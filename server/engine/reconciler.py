@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -54,6 +55,11 @@ class Reconciler:
         self._locks: dict[str, asyncio.Lock] = {}
         # (endpoint, symbol or None for all) → loop time the last complete reconciliation started
         self._last: dict[tuple[str, str | None], float] = {}
+        # For the metrics: (mode, "full" | "run_end") → reconciliations that asked IB, and those
+        # that failed; mode → orders a full one settled (IB knew nothing of them).
+        self.asked: Counter[tuple[str, str]] = Counter()
+        self.failed: Counter[tuple[str, str]] = Counter()
+        self.orders_settled: Counter[str] = Counter()
 
     async def reconcile(self, session: IBSession, symbols: frozenset[str] | None = None) -> bool:
         """Asks IB and waits until its answers are stored. In full (`symbols` None): open orders,
@@ -75,6 +81,8 @@ class Reconciler:
             if all(covered(scope) for scope in scopes):
                 return True
             started_at = loop.time()
+            counted = (session.endpoint.mode, "full" if symbols is None else "run_end")
+            self.asked[counted] += 1
             try:
                 if symbols is None:
                     await self._answers.ask(address, OPEN_ORDERS, session.request_open_orders, timeout)
@@ -86,6 +94,7 @@ class Reconciler:
                     )
             except (TimeoutError, ConnectionError) as exc:
                 log.warning("reconciling with IB %s failed: %s", session.endpoint.mode, exc or "timeout")
+                self.failed[counted] += 1
                 return False
             if symbols is None:
                 try:
@@ -93,6 +102,7 @@ class Reconciler:
                 except (OperationalError, InterfaceError) as exc:
                     log.warning("reconciliation with IB %s must wait for the database: %s",
                                 session.endpoint.mode, exc)
+                    self.failed[counted] += 1
                     return False
             for scope in scopes:
                 self._last[(address, scope)] = started_at
@@ -111,13 +121,16 @@ class Reconciler:
         day_began = ib_day_start(datetime.now(UTC), ZoneInfo(endpoint.time_zone))
 
         cancelled_in_books: list[int] = []
+        settled = [0]  # orders the transaction settled, counted once it committed
 
         def work(rec: Recorder) -> set[str]:
             resolved = rec.resolve_unknown(endpoint.address, endpoint.client_id, day_began)
             cancelled_in_books[:] = [o.ib_order_id for o in resolved if o.ib_order_id]
+            settled[0] = len(resolved)
             return {o.run_id for o in resolved if rec.all_done(o.run_id)}
 
         self._runs_done(await self._commit(work))
+        self.orders_settled[endpoint.mode] += settled[0]
         # IB said nothing of these orders, yet one may have been in flight while IB answered:
         # cancel at IB too, never only in our books (IB answers 10147 for an id it never saw).
         for order_id in cancelled_in_books:

@@ -29,14 +29,20 @@ class Pacer:
         self._interval = 1.0 / per_second
         self._last: float | None = None
         self._lock = asyncio.Lock()
+        # Turns taken and the seconds they waited, queue included (the metrics read them).
+        self.turns = 0
+        self.waited_seconds = 0.0
 
     async def acquire(self) -> None:
+        asked_at = time.monotonic()
         async with self._lock:
             now = time.monotonic()
             if self._last is not None and now - self._last < self._interval:
                 await asyncio.sleep(self._interval - (now - self._last))
                 now = time.monotonic()
             self._last = now
+        self.turns += 1
+        self.waited_seconds += now - asked_at
 
 
 class WriteSpacing:

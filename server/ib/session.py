@@ -105,8 +105,14 @@ class IBSession:
         self._connected = False
         self._link_ok = True
         self.accounts: tuple[str, ...] = ()
+        self.connections_made = 0  # the first and every reconnect (the metrics read it)
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def pacing(self) -> Pacer:
+        """The loop-side pacer, for the metrics: how long requests waited for their turn."""
+        return self._pacer
 
     @property
     def ready(self) -> bool:
@@ -195,6 +201,7 @@ class IBSession:
         if not self._ready.is_set():
             await self._disconnect()
             raise ConnectFailed(translator.last_error or "no nextValidId from IB")
+        self.connections_made += 1
         log.info(
             "IB %s connected to %s as client id %d (next order id %d, accounts %s)",
             self.endpoint.mode,
