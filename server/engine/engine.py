@@ -218,7 +218,7 @@ class ExecutionEngine:
             session = self.sessions.get(run.mode)
             if session is None or not session.ready:
                 raise NotConnected(run.mode)  # refused: the run is not the caller's to call cancelled
-            await self.store.write(lambda rec: _record_cancel(rec, run_id, cancelled_by))
+            await self.store.write(lambda rec: rec.note_cancel(run_id, cancelled_by))
             open_run = self._run_end.open_run(run_id)
             open_run.cancelled_by_caller = True
             await self._run_end.cancel_open_orders(session, run, open_run)
@@ -237,15 +237,6 @@ class ExecutionEngine:
                 message = "run had already finished; nothing sent"
             outcomes.append(CancelOutcome(order.client_order_id, order.ib_order_id or 0, order.status, code, message))
         return refreshed, outcomes
-
-
-def _record_cancel(rec: Recorder, run_id: str, cancelled_by: str) -> None:
-    """Who cancelled and when, before anything goes to IB; the first cancel of a run is the one
-    that ended it, so a second one does not overwrite it."""
-    run = rec.session.get(TradeRun, run_id)
-    if run is not None and run.cancelled_by is None:
-        run.cancelled_by = cancelled_by
-        run.cancelled_at = utcnow()
 
 
 def _log_abandoned_admission(task: asyncio.Future[tuple[TradeRun, bool]]) -> None:

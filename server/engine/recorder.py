@@ -3,43 +3,63 @@
 This is the seed's `_apply_order_status` and `_record_fill`, grown up: IB's duplicates are
 ignored, a correction replaces the execution it corrects, a commission is merged into its fill,
 and every change appends an event to the run's log in the same transaction as the change.
+
+The runs, orders and fills it reads come from the writer's ledger (kept between transactions,
+loaded on first use, a query per batch at most); what it changes is written at the end of the
+transaction in multi-row statements (writes.py).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from datetime import datetime
-from decimal import Decimal
-from typing import Any
+from operator import attrgetter
+from typing import Any, Protocol, get_args, get_type_hints
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from execgw.server.db.models import (
-    EventKind,
-    OrderStatus,
-    RunStatus,
-    TradeEvent,
-    TradeFill,
-    TradeOrder,
-    TradeRun,
-    utcnow,
-)
+from execgw.server.db.models import EventKind, OrderStatus, RunStatus, TradeOrder, TradeRun, utcnow
 from execgw.server.engine import state
+from execgw.server.engine.entries import FillEntry, OrderEntry, RunEntry
+from execgw.server.engine.ledger import Ledger, OrderKey, order_keys
+from execgw.server.engine.stored_event import StoredEvent
+from execgw.server.engine.writes import PendingWrites
 from execgw.server.ib import events as ib
 from execgw.server.ib.error_codes import NOT_CONNECTED_CODE, OrderErrorKind, classify_order_error
 
 log = logging.getLogger(__name__)
 
+_EXECUTION_FIELDS = tuple(f.name for f in fields(ib.ExecutionReport))
+_execution_types = get_type_hints(ib.ExecutionReport)
+_EXECUTION_DATETIMES = tuple(name for name in _EXECUTION_FIELDS
+                             if datetime in (_execution_types[name], *get_args(_execution_types[name])))
+_execution_values = attrgetter(*_EXECUTION_FIELDS)
+_orders = TradeOrder.__table__.c
+_runs = TradeRun.__table__.c
+
 
 def naive_utc(moment: datetime | None) -> datetime | None:
     """Columns hold naive UTC (MySQL DATETIME has no zone)."""
-    return None if moment is None else moment.replace(tzinfo=None)
+    return moment if moment is None or moment.tzinfo is None else moment.replace(tzinfo=None)
+
+
+class OrderColumns(Protocol):
+    """What an order status event says of an order: a trade_orders row or the ledger's entry."""
+
+    client_order_id: str
+    ib_order_id: int | None
+    ib_perm_id: int | None
+    status: str
+    quantity: float
+    filled_qty: float
+    avg_fill_price: float | None
 
 
 def order_status_payload(
-    order: TradeOrder, previous: str, ib_status: str, reason: str | None = None
+    order: OrderColumns, previous: str, ib_status: str, reason: str | None = None
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "client_order_id": order.client_order_id,
@@ -58,73 +78,64 @@ def order_status_payload(
 
 
 class Recorder:
-    """One transaction's state changes. Collects the event rows it writes, in sequence order."""
+    """One transaction's state changes. Collects the events it writes, in sequence order."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, ledger: Ledger) -> None:
         self.session = session
-        self.events: list[TradeEvent] = []
-        # Per-transaction lookups. The store runs the work without autoflush (a flush per query
-        # was most of the cost under a flood), so what this transaction added is found here.
-        self._orders: dict[tuple[object, ...], TradeOrder] = {}
-        self._runs: dict[str, TradeRun] = {}
-        self._fills: dict[str, TradeFill | None] = {}
-        self._current_by_base: dict[tuple[int, str], TradeFill | None] = {}
-        self._totals: dict[int, list[Decimal]] = {}  # order id → [shares, notional] of current fills
+        self._ledger = ledger
+        self._writes = PendingWrites()
+        self.events: list[StoredEvent] = []  # those written so far
+        # What this transaction already looked for in the database and did not find: asked once.
+        self._absent_orders: set[OrderKey] = set()
+        self._checked_exec_ids: set[str] = set()
         # Orders IB reported alive after we had taken an unknown error code for a refusal.
-        self.revived: list[TradeOrder] = []
+        self.revived: list[OrderEntry] = []
+
+    def write(self) -> None:
+        """Writes what the transaction changed so far (the store calls it before the commit)."""
+        self.events += self._writes.write(self.session)
 
     # -- the event log ------------------------------------------------------------------------
 
     def emit(
         self,
-        run: TradeRun,
+        run: RunEntry | TradeRun,
         kind: EventKind,
         payload: dict[str, Any],
         *,
-        order: TradeOrder | None = None,
+        order: OrderEntry | TradeOrder | None = None,
         ib_time: datetime | None = None,
-    ) -> TradeEvent:
+    ) -> None:
+        """Appends an event to the run's log. `run` is the ledger's, or a run the ORM is writing
+        in this transaction (a new one), whose sequence the ORM's flush then writes."""
         run.last_sequence += 1
-        run.updated_at = utcnow()
-        event = TradeEvent(
-            run_id=run.id,
-            sequence=run.last_sequence,
-            kind=kind.value,
-            order_id=order.id if order is not None else None,
-            payload=payload,
-            ib_time=naive_utc(ib_time),
-            stored_at=utcnow(),
-        )
-        self.session.add(event)
-        self.events.append(event)
-        return event
+        if isinstance(run, RunEntry):
+            self._writes.run_changed(run)
+        else:
+            run.updated_at = utcnow()
+        self._writes.event({
+            "run_id": run.id, "sequence": run.last_sequence, "kind": kind.value,
+            "order_id": order.id if order is not None else None, "payload": payload, "ib_time": naive_utc(ib_time),
+        })
 
-    def run(self, run_id: str) -> TradeRun | None:
-        if run_id not in self._runs:
-            run = self.session.get(TradeRun, run_id)
-            if run is None:
-                return None
-            self._runs[run_id] = run
-        return self._runs[run_id]
-
-    def run_of(self, order: TradeOrder) -> TradeRun:
-        run = self._runs.get(order.run_id)
+    def run(self, run_id: str) -> RunEntry | None:
+        run = self._ledger.run(run_id)
         if run is None:
-            run = self.session.get(TradeRun, order.run_id)
-            assert run is not None, "trade_orders.run_id is a foreign key"
-            self._runs[order.run_id] = run
+            self._ledger.load_runs(self.session, [run_id])
+            run = self._ledger.run(run_id)
         return run
 
     def set_order_status(
-        self, order: TradeOrder, status: OrderStatus, ib_status: str, reason: str | None = None,
+        self, order: OrderEntry, status: OrderStatus, ib_status: str, reason: str | None = None,
         ib_time: datetime | None = None,
     ) -> None:
         previous = order.status
         if previous == status:
             return
         order.status = status.value
+        self._writes.order_changed(order)
         self.emit(
-            self.run_of(order),
+            order.run,
             EventKind.ORDER_STATUS,
             order_status_payload(order, previous, ib_status, reason),
             order=order,
@@ -135,32 +146,20 @@ class Recorder:
 
     def find_order(
         self, *, order_ref: str, perm_id: int, endpoint: str, client_id: int, order_id: int
-    ) -> TradeOrder | None:
+    ) -> OrderEntry | None:
         """By orderRef, then permId, then IB order id, and only among the orders this gateway
         placed through that endpoint and client id. orderStatus carries no orderRef; an order id
         alone is ambiguous across endpoints, client ids and rolled-back Gateways; and an orderRef
         is not unique at IB: another API client or a TWS user may use the same one (IB shows their
-        orders to the master client id and in reqCompletedOrders)."""
-        lookups: list[tuple[tuple[object, ...], Any]] = []
-        if order_ref:
-            lookups.append((("ref", order_ref), TradeOrder.client_order_id == order_ref))
-        if perm_id > 0:
-            # permIds are IB's, unique per account; scoped to the endpoint all the same, so that a
-            # different TWS (a simulator restarted on a new port) can never claim our orders.
-            lookups.append((("perm", endpoint, perm_id),
-                            (TradeOrder.ib_perm_id == perm_id) & (TradeOrder.ib_endpoint == endpoint)))
-        if order_id > 0:
-            lookups.append((
-                ("id", endpoint, client_id, order_id),
-                (TradeOrder.ib_endpoint == endpoint) & (TradeOrder.ib_client_id == client_id)
-                & (TradeOrder.ib_order_id == order_id),
-            ))
-        for key, condition in lookups:
-            order = self._orders.get(key)
-            if order is None:
-                order = self.session.scalar(select(TradeOrder).where(condition))
+        orders to the master client id and in reqCompletedOrders).
+
+        permIds are IB's, unique per account; they are looked up per endpoint all the same, so that
+        a different TWS (a simulator restarted on a new port) can never claim our orders."""
+        keys = order_keys(order_ref=order_ref, perm_id=perm_id, endpoint=endpoint, client_id=client_id,
+                          order_id=order_id)
+        for key in keys:
+            order = self._order_at(key)
             if order is not None:
-                self._remember(order)
                 if not _placed_by(order, endpoint=endpoint, client_id=client_id, order_id=order_id, perm_id=perm_id):
                     log.info("IB report for orderRef %r permId %d from client id %d is not our order %s; ignored",
                              order_ref, perm_id, client_id, order.client_order_id)
@@ -168,58 +167,73 @@ class Recorder:
                 return order
         return None
 
-    def prefetch(self, reports: list[ib.IbEvent]) -> None:
-        """Loads what a batch of IB reports will look up in three queries instead of several per
-        report: under a flood, per-report queries were the writer's whole cost."""
-        refs = {r.order_ref for r in reports if isinstance(r, ib.ExecutionReport | ib.OrderStatusReport) and r.order_ref}
-        perms = {r.perm_id for r in reports if isinstance(r, ib.ExecutionReport | ib.OrderStatusReport) and r.perm_id > 0}
-        executions = [r for r in reports if isinstance(r, ib.ExecutionReport)]
-        exec_ids = {r.exec_id for r in executions} | {r.exec_id for r in reports if isinstance(r, ib.CommissionReport)}
-        if refs or perms:
-            for order in self.session.scalars(
-                select(TradeOrder).where(TradeOrder.client_order_id.in_(refs) | TradeOrder.ib_perm_id.in_(perms))
-            ):
-                self._remember(order)
-        if exec_ids:
-            self._fills.update(dict.fromkeys(exec_ids))
-            for fill in self.session.scalars(select(TradeFill).where(TradeFill.exec_id.in_(exec_ids))):
-                self._fills[fill.exec_id] = fill
-        bases = {r.exec_base for r in executions}
-        if bases:
-            for execution in executions:
-                order = self._orders.get(("ref", execution.order_ref)) or self._orders.get(
-                    ("perm", execution.endpoint, execution.perm_id))
-                if order is not None:
-                    self._current_by_base.setdefault((order.id, execution.exec_base), None)
-            for fill in self.session.scalars(
-                select(TradeFill).where(TradeFill.exec_base.in_(bases), TradeFill.superseded_by.is_(None))
-            ):
-                self._current_by_base[(fill.order_id, fill.exec_base or fill.exec_id)] = fill
+    def _order_at(self, key: OrderKey) -> OrderEntry | None:
+        order = self._ledger.order_at(key)
+        if order is None and key not in self._absent_orders:
+            self._ledger.load_orders(self.session, [key])
+            order = self._ledger.order_at(key)
+            if order is None:
+                self._absent_orders.add(key)
+        return order
 
-    def _remember(self, order: TradeOrder) -> None:
-        self._orders[("ref", order.client_order_id)] = order
-        if order.ib_perm_id:
-            self._orders[("perm", order.ib_endpoint, order.ib_perm_id)] = order
-        if order.ib_order_id:
-            self._orders[("id", order.ib_endpoint, order.ib_client_id, order.ib_order_id)] = order
+    def prefetch(self, reports: Iterable[ib.IbEvent]) -> None:
+        """Loads into the ledger what a batch of IB reports will look up that it does not hold
+        yet, a query per kind of row for the whole batch: the orders the reports name, all fills
+        of the orders that have executions in it, and any fill an exec id names."""
+        keys: list[OrderKey] = []
+        executions: list[list[OrderKey]] = []
+        exec_ids: list[str] = []
+        for report in reports:
+            if isinstance(report, ib.ExecutionReport | ib.OrderStatusReport):
+                named = order_keys(order_ref=report.order_ref, perm_id=report.perm_id, endpoint=report.endpoint,
+                                   client_id=report.client_id, order_id=report.order_id)
+                keys.extend(named)
+                if isinstance(report, ib.ExecutionReport):
+                    executions.append(named)
+                    exec_ids.append(report.exec_id)
+            elif isinstance(report, ib.CommissionReport):
+                exec_ids.append(report.exec_id)
+            elif isinstance(report, ib.IbError) and report.req_id > 0:
+                keys.extend(order_keys(order_ref="", perm_id=0, endpoint=report.endpoint,
+                                       client_id=report.client_id, order_id=report.req_id))
+        ledger = self._ledger
+        missing = {key for key in keys if ledger.order_at(key) is None and key not in self._absent_orders}
+        if missing:
+            ledger.load_orders(self.session, missing)
+            self._absent_orders.update(key for key in missing if ledger.order_at(key) is None)
+        filled = {order.id: order for named in executions
+                  if (order := next(filter(None, map(ledger.order_at, named)), None)) is not None}
+        ledger.load_fills(self.session, filled.values())
+        unknown = {exec_id for exec_id in exec_ids if not ledger.knows_fill(exec_id)} - self._checked_exec_ids
+        if unknown:
+            ledger.load_fills_by_exec_id(self.session, unknown)
+            self._checked_exec_ids.update(unknown)
 
-    def _set_perm_id(self, order: TradeOrder, perm_id: int) -> None:
+    def _set_perm_id(self, order: OrderEntry, perm_id: int) -> None:
+        previous = order.ib_perm_id
         order.ib_perm_id = perm_id
-        self._orders[("perm", order.ib_endpoint, perm_id)] = order
+        self._ledger.perm_id_changed(order, previous)
+        self._writes.order_changed(order)
 
-    def order_by_id(self, order_id: int) -> TradeOrder:
-        order = self.session.get(TradeOrder, order_id)
+    def order_by_id(self, order_id: int) -> OrderEntry:
+        order = self._ledger.order(order_id)
+        if order is None:
+            self._ledger.load_orders_by_id(self.session, [order_id])
+            order = self._ledger.order(order_id)
         assert order is not None, "trade_fills.order_id is a foreign key"
         return order
 
-    def fill(self, exec_id: str) -> TradeFill | None:
-        if exec_id not in self._fills:
-            self._fills[exec_id] = self.session.scalar(select(TradeFill).where(TradeFill.exec_id == exec_id))
-        return self._fills[exec_id]
+    def fill(self, exec_id: str) -> FillEntry | None:
+        fill = self._ledger.fill(exec_id)
+        if fill is None and exec_id not in self._checked_exec_ids:
+            self._ledger.load_fills_by_exec_id(self.session, [exec_id])
+            self._checked_exec_ids.add(exec_id)
+            fill = self._ledger.fill(exec_id)
+        return fill
 
     # -- IB reports --------------------------------------------------------------------------------
 
-    def apply_order_status(self, report: ib.OrderStatusReport) -> TradeOrder | None:
+    def apply_order_status(self, report: ib.OrderStatusReport) -> OrderEntry | None:
         order = self.find_order(
             order_ref=report.order_ref, perm_id=report.perm_id, endpoint=report.endpoint,
             client_id=report.client_id, order_id=report.order_id,
@@ -230,6 +244,7 @@ class Recorder:
         if report.perm_id > 0 and order.ib_perm_id != report.perm_id:
             self._set_perm_id(order, report.perm_id)
         order.last_status_ts = naive_utc(report.received_at)
+        self._writes.order_changed(order)
         current = OrderStatus(order.status)
         if current == OrderStatus.REJECTED and report.ib_status in state.ALIVE_IB_STATES and _refused_by_unknown_code(order):
             # We took an error code we do not know for a refusal; IB now says the order works.
@@ -246,7 +261,7 @@ class Recorder:
         self.set_order_status(order, new_status, report.ib_status, reason, report.received_at)
         return order
 
-    def record_fill(self, execution: ib.ExecutionReport) -> TradeFill | None:
+    def record_fill(self, execution: ib.ExecutionReport) -> FillEntry | None:
         """Stores a new execution; returns None for one already stored or for an unknown order."""
         order = self.find_order(
             order_ref=execution.order_ref, perm_id=execution.perm_id, endpoint=execution.endpoint,
@@ -255,6 +270,7 @@ class Recorder:
         if order is None:
             log.warning("execution %s for an order this gateway does not know; not stored", execution.exec_id)
             return None
+        self._ledger.load_fills(self.session, [order])
         stored = self.fill(execution.exec_id)
         if stored is not None:
             if stored.order_id != order.id:
@@ -263,41 +279,29 @@ class Recorder:
             return None  # IB repeats execDetails (and reqExecutions re-sends them): one row each.
         if execution.perm_id > 0 and order.ib_perm_id is None:
             self._set_perm_id(order, execution.perm_id)
-        base_key = (order.id, execution.exec_base)
-        if base_key not in self._current_by_base:
-            self._current_by_base[base_key] = self.session.scalar(
-                select(TradeFill).where(
-                    TradeFill.order_id == order.id,
-                    TradeFill.exec_base == execution.exec_base,
-                    TradeFill.superseded_by.is_(None),
-                )
-            )
-        corrected = self._current_by_base[base_key]
-        totals = self._fill_totals(order)
+        base = execution.exec_base
+        corrected = order.current.get(base)
         if corrected is not None and _version(execution.exec_id) < _version(corrected.exec_id):
             # The original arriving after its correction (a replay, a reconnect): it is history,
             # stored as replaced by the correction we hold, and counts for nothing.
             return self._store_replaced(order, execution, corrected)
         if corrected is not None:
             corrected.superseded_by = execution.exec_id
-            totals[0] -= state.as_shares(corrected.filled_qty)
-            totals[1] -= state.as_shares(corrected.filled_qty) * Decimal(repr(float(corrected.price)))
-        fill = self._fill_row(order, execution)
-        self.session.add(fill)
-        self._fills[fill.exec_id] = fill
-        self._current_by_base[base_key] = fill
-        totals[0] += state.as_shares(fill.filled_qty)
-        totals[1] += state.as_shares(fill.filled_qty) * Decimal(repr(float(fill.price)))
+            self._writes.fill_changed(corrected)
+            order.count_out(corrected)
+        fill, row = self._new_fill(order, execution)
+        order.current[base] = fill
+        order.count_in(fill)
         # Filled quantity and average price come from the current (not superseded) executions.
-        order.filled_qty = float(totals[0])
-        order.avg_fill_price = float(totals[1] / totals[0]) if totals[0] > 0 else None
-        run = self.run_of(order)
+        order.filled_qty = float(order.shares)
+        order.avg_fill_price = float(order.notional / order.shares) if order.shares > 0 else None
+        self._writes.order_changed(order)
         self.emit(
-            run,
+            order.run,
             EventKind.FILL,
             {
                 "client_order_id": order.client_order_id,
-                "fill": fill_payload(fill),
+                "fill": fill_row_payload(row),
                 "corrects_exec_id": corrected.exec_id if corrected is not None else "",
                 "order_filled_quantity": order.filled_qty,
                 "order_avg_fill_price": order.avg_fill_price or 0.0,
@@ -316,17 +320,15 @@ class Recorder:
         self.set_order_status(order, new_status, "execution", None, execution.received_at)
         return fill
 
-    def _store_replaced(self, order: TradeOrder, execution: ib.ExecutionReport, current: TradeFill) -> TradeFill:
-        fill = self._fill_row(order, execution)
-        fill.superseded_by = current.exec_id
-        self.session.add(fill)
-        self._fills[fill.exec_id] = fill
+    def _store_replaced(self, order: OrderEntry, execution: ib.ExecutionReport, current: FillEntry) -> FillEntry:
+        fill, row = self._new_fill(order, execution)
+        fill.superseded_by = row["superseded_by"] = current.exec_id
         self.emit(
-            self.run_of(order),
+            order.run,
             EventKind.FILL,
             {
                 "client_order_id": order.client_order_id,
-                "fill": fill_payload(fill),
+                "fill": fill_row_payload(row),
                 "corrects_exec_id": "",
                 "order_filled_quantity": order.filled_qty,
                 "order_avg_fill_price": order.avg_fill_price or 0.0,
@@ -336,36 +338,30 @@ class Recorder:
         )
         return fill
 
-    def _fill_row(self, order: TradeOrder, execution: ib.ExecutionReport) -> TradeFill:
-        return TradeFill(
-            order_id=order.id,
-            exec_id=execution.exec_id,
-            exec_base=execution.exec_base,
-            filled_qty=execution.shares,
-            price=execution.price,
-            trade_time=naive_utc(execution.trade_time),
-            currency=execution.currency or None,
-            exchange=execution.exchange or None,
-            side=execution.side or None,
-            account=execution.account or None,
-            ib_perm_id=execution.perm_id or None,
-            raw_payload=_json_safe(asdict(execution)),
-        )
-
-    def _fill_totals(self, order: TradeOrder) -> list[Decimal]:
-        """[shares, notional] of the order's current executions, exact: read once per
-        transaction, then kept up to date as this transaction adds fills."""
-        totals = self._totals.get(order.id)
-        if totals is None:
-            totals = [Decimal(0), Decimal(0)]
-            for qty, price in self.session.execute(
-                select(TradeFill.filled_qty, TradeFill.price)
-                .where(TradeFill.order_id == order.id, TradeFill.superseded_by.is_(None))
-            ):
-                totals[0] += state.as_shares(qty)
-                totals[1] += state.as_shares(qty) * Decimal(repr(float(price)))
-            self._totals[order.id] = totals
-        return totals
+    def _new_fill(self, order: OrderEntry, execution: ib.ExecutionReport) -> tuple[FillEntry, dict[str, Any]]:
+        """A fill to insert: the ledger's entry, and its trade_fills row."""
+        row = {
+            "order_id": order.id,
+            "exec_id": execution.exec_id,
+            "exec_base": execution.exec_base,
+            "filled_qty": execution.shares,
+            "price": execution.price,
+            "trade_time": naive_utc(execution.trade_time),
+            "currency": execution.currency or None,
+            "exchange": execution.exchange or None,
+            "side": execution.side or None,
+            "account": execution.account or None,
+            "ib_perm_id": execution.perm_id or None,
+            "raw_payload": _raw_payload(execution),
+            "commission": None,
+            "commission_currency": None,
+            "realized_pnl": None,
+            "superseded_by": None,
+        }
+        fill = FillEntry(order.id, execution.exec_id, execution.shares, execution.price, None, None, None, None)
+        self._ledger.add_fill(fill)
+        self._writes.new_fill(fill, row)
+        return fill, row
 
     def merge_commission(self, report: ib.CommissionReport) -> bool:
         """False when the execution is not stored yet (IB may send the commission first)."""
@@ -381,6 +377,7 @@ class Recorder:
         fill.commission = report.commission
         fill.commission_currency = report.currency or None
         fill.realized_pnl = report.realized_pnl
+        self._writes.fill_changed(fill)
         order = self.order_by_id(fill.order_id)
         payload: dict[str, Any] = {
             "client_order_id": order.client_order_id,
@@ -390,10 +387,10 @@ class Recorder:
         }
         if report.realized_pnl is not None:
             payload["realized_pnl"] = report.realized_pnl
-        self.emit(self.run_of(order), EventKind.COMMISSION, payload, order=order, ib_time=report.received_at)
+        self.emit(order.run, EventKind.COMMISSION, payload, order=order, ib_time=report.received_at)
         return True
 
-    def apply_error(self, error: ib.IbError) -> TradeOrder | None:
+    def apply_error(self, error: ib.IbError) -> OrderEntry | None:
         """An error addressed to one of our order ids. Warnings and answers to our cancels leave
         the order as it is; 202 cancels it; any other code ends it REJECTED now, not at the run's
         deadline (most refusals come with no order status at all)."""
@@ -417,19 +414,23 @@ class Recorder:
             return order
         if kind == OrderErrorKind.CANCELLED:
             if current not in (OrderStatus.FILLED, OrderStatus.REJECTED):
-                order.status_reason = reason
+                self._set_reason(order, reason)
                 self.set_order_status(order, OrderStatus.CANCELLED, f"error {error.code}", reason, error.received_at)
             return order
         if current in state.DONE_STATES:
             return order  # already settled; a fill arriving later still corrects it
-        order.status_reason = reason
+        self._set_reason(order, reason)
         self.set_order_status(order, OrderStatus.REJECTED, f"error {error.code}", reason, error.received_at)
         return order
 
+    def _set_reason(self, order: OrderEntry, reason: str | None) -> None:
+        order.status_reason = reason
+        self._writes.order_changed(order)
+
     # -- the gateway's own decisions about orders ------------------------------------------------
 
-    def cancel_in_books(self, order: TradeOrder, ib_status: str, reason: str) -> None:
-        order.status_reason = reason
+    def cancel_in_books(self, order: OrderEntry, ib_status: str, reason: str) -> None:
+        self._set_reason(order, reason)
         self.set_order_status(order, OrderStatus.CANCELLED, ib_status, reason)
 
     def withdraw(self, order_id: int) -> None:
@@ -440,37 +441,41 @@ class Recorder:
                                  "withdrawn before it was sent to IB: the run ended first (deadline or cancel)")
 
     def mark_unknown(self, order_ids: list[int], why: str) -> None:
+        self._ledger.load_orders_by_id(self.session, order_ids)
         for order_id in order_ids:
             order = self.order_by_id(order_id)
             if OrderStatus(order.status) not in state.DONE_STATES:
                 self.set_order_status(order, OrderStatus.UNKNOWN, why, why)
 
-    def resolve_unknown(self, endpoint: str, client_id: int, ib_day_began: datetime) -> list[TradeOrder]:
+    def resolve_unknown(self, endpoint: str, client_id: int, ib_day_began: datetime) -> list[OrderEntry]:
         """After a complete reconciliation, an UNKNOWN order IB reported nothing about never
         reached IB: it is cancelled in our books, and never sent again.
 
         Only if IB's answer covers it: IB reports executions and completed orders of its current
         day only, so silence about an order created before that day began proves nothing. Such an
         order stays UNKNOWN, with the reason, until IB reports it or an operator settles it."""
-        orders = list(self.session.scalars(
-            select(TradeOrder).where(
-                TradeOrder.status == OrderStatus.UNKNOWN.value,
-                TradeOrder.ib_endpoint == endpoint,
-                TradeOrder.ib_client_id == client_id,
-            )
+        self.write()  # the query reads statuses: this transaction's changes first
+        order_ids = list(self.session.scalars(
+            select(_orders.id).where(
+                _orders.status == OrderStatus.UNKNOWN.value,
+                _orders.ib_endpoint == endpoint,
+                _orders.ib_client_id == client_id,
+            ).order_by(_orders.id)
         ))
+        self._ledger.load_orders_by_id(self.session, order_ids)
         began = naive_utc(ib_day_began)
         resolved = []
-        for order in orders:
+        for order_id in order_ids:
+            order = self.order_by_id(order_id)
             if began is not None and order.created_at is not None and order.created_at < began:
                 if not order.status_reason:
                     log.warning("%s stays UNKNOWN: created %sZ, before IB's current day began (%sZ); IB's "
                                 "reconciliation cannot tell whether it reached IB", order.client_order_id,
                                 order.created_at.isoformat(timespec="seconds"), began.isoformat(timespec="seconds"))
-                    order.status_reason = (
+                    self._set_reason(order, (
                         "created before IB's current day began, which IB's reports no longer cover: "
                         "check it in TWS / Account Management, then settle it"
-                    )
+                    ))
                 continue
             self.cancel_in_books(order, "reconciliation",
                                  "IB has no record of this order after reconciliation: it never reached IB")
@@ -486,10 +491,14 @@ class Recorder:
 
     # -- runs ----------------------------------------------------------------------------------------
 
-    def orders_of(self, run_id: str) -> list[TradeOrder]:
-        return list(self.session.scalars(select(TradeOrder).where(TradeOrder.run_id == run_id).order_by(TradeOrder.id)))
+    def orders_of(self, run_id: str) -> list[OrderEntry]:
+        run = self.run(run_id)
+        if run is None:
+            return []
+        self._ledger.load_run_orders(self.session, run)
+        return sorted(run.orders.values(), key=lambda order: order.id)
 
-    def finish_run(self, run: TradeRun, cancelled_by_caller: bool) -> RunStatus:
+    def finish_run(self, run: RunEntry, cancelled_by_caller: bool) -> RunStatus:
         """Decides the run's status from its orders; emits a final run_status event if it changed."""
         outcomes = [
             state.OrderOutcome(
@@ -505,6 +514,7 @@ class Recorder:
         run.status = status.value
         run.status_reason = reason
         run.finished_at = run.finished_at or utcnow()
+        self._writes.run_changed(run)
         self.emit(
             run,
             EventKind.RUN_STATUS,
@@ -517,35 +527,60 @@ class Recorder:
         )
         return status
 
-    def refresh_finished_run(self, order: TradeOrder) -> None:
+    def refresh_finished_run(self, order: OrderEntry) -> None:
         """A fill after the run finished still counts: re-decide the finished run's status."""
-        run = self.run_of(order)
+        run = order.run
         if run.status != RunStatus.RUNNING.value:
             self.finish_run(run, cancelled_by_caller=run.status == RunStatus.CANCELLED.value)
 
+    def note_cancel(self, run_id: str, cancelled_by: str) -> None:
+        """Who cancelled the run and when, before anything goes to IB; the first cancel of a run is
+        the one that ended it, so a second one does not overwrite it. (Columns the ledger does not
+        hold: written at once.)"""
+        self.session.execute(
+            update(TradeRun.__table__)
+            .where(_runs.id == run_id, _runs.cancelled_by.is_(None))
+            .values(cancelled_by=cancelled_by, cancelled_at=utcnow())
+        )
 
-def fill_payload(fill: TradeFill) -> dict[str, Any]:
+
+def fill_payload(fill: Any) -> dict[str, Any]:
+    """A fill as events carry it, from a trade_fills row (or anything with its columns)."""
+    return fill_row_payload({name: getattr(fill, name) for name in _FILL_PAYLOAD_COLUMNS})
+
+
+_FILL_PAYLOAD_COLUMNS = ("exec_id", "filled_qty", "price", "commission", "commission_currency", "realized_pnl",
+                         "currency", "exchange", "account", "superseded_by", "trade_time")
+
+
+def fill_row_payload(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A fill as events carry it, from its trade_fills columns."""
     payload: dict[str, Any] = {
-        "exec_id": fill.exec_id,
-        "quantity": fill.filled_qty,
-        "price": fill.price,
-        "commission_currency": fill.commission_currency or "",
-        "currency": fill.currency or "",
-        "exchange": fill.exchange or "",
-        "account": fill.account or "",
-        "superseded_by": fill.superseded_by or "",
+        "exec_id": row["exec_id"],
+        "quantity": row["filled_qty"],
+        "price": row["price"],
+        "commission_currency": row["commission_currency"] or "",
+        "currency": row["currency"] or "",
+        "exchange": row["exchange"] or "",
+        "account": row["account"] or "",
+        "superseded_by": row["superseded_by"] or "",
     }
-    if fill.trade_time is not None:
-        payload["trade_time"] = fill.trade_time.isoformat() + "Z"
-    if fill.commission is not None:
-        payload["commission"] = fill.commission
-    if fill.realized_pnl is not None:
-        payload["realized_pnl"] = fill.realized_pnl
+    if row["trade_time"] is not None:
+        payload["trade_time"] = row["trade_time"].isoformat() + "Z"
+    if row["commission"] is not None:
+        payload["commission"] = row["commission"]
+    if row["realized_pnl"] is not None:
+        payload["realized_pnl"] = row["realized_pnl"]
     return payload
 
 
-def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in values.items()}
+def _raw_payload(execution: ib.ExecutionReport) -> dict[str, Any]:
+    """The execution as IB reported it, JSON-safe (datetimes as ISO text), for trade_fills.raw_payload."""
+    values = dict(zip(_EXECUTION_FIELDS, _execution_values(execution), strict=True))
+    for name in _EXECUTION_DATETIMES:
+        if values[name] is not None:
+            values[name] = values[name].isoformat()
+    return values
 
 
 def _version(exec_id: str) -> tuple[int, str]:
@@ -555,7 +590,7 @@ def _version(exec_id: str) -> tuple[int, str]:
     return (int(last), "") if last.isdigit() else (-1, last)
 
 
-def _placed_by(order: TradeOrder, *, endpoint: str, client_id: int, order_id: int, perm_id: int) -> bool:
+def _placed_by(order: OrderEntry, *, endpoint: str, client_id: int, order_id: int, perm_id: int) -> bool:
     """Whether a report (which found `order` by orderRef, permId or order id) is about it.
 
     Reports name the IB client that placed the order, except completedOrder (and openOrder for a
@@ -570,7 +605,7 @@ def _placed_by(order: TradeOrder, *, endpoint: str, client_id: int, order_id: in
     return bool(order.ib_perm_id) and order.ib_perm_id == perm_id
 
 
-def _refused_by_unknown_code(order: TradeOrder) -> bool:
+def _refused_by_unknown_code(order: OrderEntry) -> bool:
     """The order was REJECTED on an error code this gateway does not classify (reason 'IB <code>: ...')."""
     reason = order.status_reason or ""
     head = reason[3:].split(":", 1)[0] if reason.startswith("IB ") else ""

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from execgw.server.db.faults import is_outage
-from execgw.server.db.models import RunStatus, TradeOrder
+from execgw.server.db.models import RunStatus
 from execgw.server.engine.books import Books
 from execgw.server.engine.endpoints import Endpoints
+from execgw.server.engine.entries import OrderEntry
 from execgw.server.engine.reconciler import Reconciler
 from execgw.server.engine.recorder import Recorder
 from execgw.server.engine.runs import EngineTimings
@@ -53,6 +54,7 @@ class ReportIntake:
         self.events_dropped = 0
         self.recovering = False
         self.poison_reports = 0  # IB reports that could not be applied (a bug), skipped and logged
+        self.on_batch: Callable[[int], None] = lambda size: None  # told each batch's size (the metrics)
         # Commission reports that arrived before their execution. The writer thread only reads
         # it; it changes on the loop, after the transaction that used it committed, so a retried
         # transaction finds every report it needs again.
@@ -86,6 +88,7 @@ class ReportIntake:
                     self._inbox.put_nowait(None)  # seen after this batch
                     break
                 batch.append(event)
+            self.on_batch(len(batch))
             try:
                 await self._handle(batch)
             except Exception:
@@ -144,7 +147,7 @@ class ReportIntake:
             touched: set[str] = set()
             rec.prefetch(events)
             for event in events:
-                order: TradeOrder | None = None
+                order: OrderEntry | None = None
                 if isinstance(event, ib.OrderStatusReport):
                     order = rec.apply_order_status(event)
                 elif isinstance(event, ib.ExecutionReport):

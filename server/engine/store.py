@@ -4,6 +4,9 @@ the watchers' reads (WatchRun replays) on a pool of their own: thousands of stre
 at once then queue behind each other, never in front of a SubmitRun's reads.
 
 Every write returns the events it committed; the caller publishes them only after that.
+
+The writer keeps a ledger of the rows it writes (ledger.py) between transactions. A transaction
+that fails discards it: the next one, a retry included, reads again what was last committed.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import NamedTuple, TypeVar
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from execgw.server.db.engine import make_session_factory
 from execgw.server.db.models import OrderStatus, RunStatus, TradeEvent, TradeFill, TradeOrder, TradeRun
+from execgw.server.engine.ledger import Ledger
 from execgw.server.engine.recorder import Recorder
 from execgw.server.engine.state import DONE_STATES
 from execgw.server.engine.stored_event import StoredEvent
@@ -34,10 +38,14 @@ class RunProgress(NamedTuple):
 
 
 class Store:
-    def __init__(self, engine: Engine, *, readers: int = 4, watch_readers: int = 2) -> None:
+    def __init__(
+        self, engine: Engine, *, readers: int = 4, watch_readers: int = 2, ledger: Ledger | None = None
+    ) -> None:
         self.engine = engine
         self._sessions = make_session_factory(engine)
+        event.listen(self._sessions, "before_flush", _note_runs_the_orm_changes)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="execgw-writer")
+        self._ledger = ledger or Ledger()  # the writer thread's alone
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="execgw-reader")
         self._watch_readers = ThreadPoolExecutor(watch_readers, thread_name_prefix="execgw-watch-reader")
 
@@ -46,13 +54,24 @@ class Store:
         events it wrote, after the commit."""
 
         def transaction() -> tuple[T, list[StoredEvent]]:
-            with self._sessions() as session, session.begin():
-                recorder = Recorder(session)
-                with session.no_autoflush:
-                    result = work(recorder)
-                session.flush()
-                events = [StoredEvent.of(row) for row in recorder.events]
-            return result, events
+            ledger = self._ledger
+            try:
+                with self._sessions() as session, session.begin():
+                    recorder = Recorder(session, ledger)
+                    with session.no_autoflush:
+                        result = work(recorder)
+                    session.flush()  # rows the ORM holds (a new run, its orders) before the events naming them
+                    recorder.write()
+                    changed_by_orm: set[str] = session.info.get(ORM_RUNS, set())
+            except BaseException:
+                # Entries may hold changes the database never got (or got: a commit cut off by a
+                # lost connection may have happened). Read it all again from the database.
+                ledger.discard()
+                raise
+            for run_id in changed_by_orm:
+                ledger.forget_run(run_id)
+            ledger.committed()
+            return result, recorder.events
 
         return await self._run(self._writer, transaction)
 
@@ -208,3 +227,17 @@ class Store:
             ) is None
 
         return await self.read(query)
+
+
+ORM_RUNS = "runs changed through the ORM"
+
+
+def _note_runs_the_orm_changes(session: Session, _context: object, _instances: object) -> None:
+    """The recorder writes runs and orders without the ORM; should anything change one through
+    the ORM all the same, the ledger must not keep its own copy of that run."""
+    runs: set[str] = session.info.setdefault(ORM_RUNS, set())
+    for row in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(row, TradeRun):
+            runs.add(row.id)
+        elif isinstance(row, TradeOrder):
+            runs.add(row.run_id)

@@ -19,7 +19,7 @@ resumed run's mode could not be read); every configured mode shows, at 0 until i
 | `execgw_ib_report_commit_seconds` | histogram | | IB callback received to its change committed and published |
 | `execgw_watch_delivery_seconds` | histogram | delivery = live, replay | event stored to handed to a WatchRun stream (replay: read back for a watcher catching up, as old as the event) |
 | `execgw_watch_streams` | gauge | | open WatchRun streams |
-| `execgw_writer_batch_reports` | histogram | | IB reports per writer transaction (needs `ReportIntake.on_batch`, see gateway.py) |
+| `execgw_writer_batch_reports` | histogram | | IB reports per writer transaction |
 | `execgw_reports_held` | gauge | | IB reports waiting in the engine's inbox: the writer's backlog, during an outage the reports held |
 | `execgw_reports_dropped` | gauge | | reports dropped past the hold bound, awaiting reconciliation (0 again once it starts) |
 | `execgw_reports_poison_total` | counter | | reports that could not be applied (a bug), logged and skipped |

@@ -60,9 +60,8 @@ class GatewayMetrics:
         """On the loop, once the engine exists: its state is read at scrape time from here on."""
         self.engine = engine
         self.activity.use_lookup(lambda run_ids: _modes_of(store, run_ids))
-        # Called by ReportIntake with each writer transaction's batch size once reports.py has its
-        # hook (`self.on_batch(len(batch))` in run()); until then the histogram stays empty.
-        engine.reports.on_batch = self.writer_batches.observe  # type: ignore[attr-defined]
+        # Called by ReportIntake with each writer transaction's batch size.
+        engine.reports.on_batch = self.writer_batches.observe
         reports = engine.reports
         self._tasks.spawn(self.outages.run(lambda: reports.database_ok), "metrics-database-outages")
 

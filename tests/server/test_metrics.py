@@ -84,6 +84,7 @@ def test_metrics_count_runs_orders_fills_and_watchers_as_they_happened(start_gat
     # Every event the watcher received was counted once, live or replayed.
     assert total(after, "execgw_watch_delivery_seconds_count") == len(events)
     assert value(after, "execgw_ib_report_commit_seconds_count") > 0
+    assert value(after, "execgw_writer_batch_reports_count") > 0  # every batch the writer took
     assert value(after, "execgw_reconciliations_total", mode="paper", scope="full") >= 1
     assert value(after, "execgw_reconciliations_total", mode="paper", scope="run_end") >= 1
     assert total(after, "execgw_reconciliations_failed_total") == 0

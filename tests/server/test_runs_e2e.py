@@ -125,6 +125,37 @@ def test_duplicate_callbacks_are_stored_and_emitted_once(start_gateway):
     transitions = [(e.order_status.previous_status, e.order_status.status) for e in events if e.HasField("order_status")]
     assert len(transitions) == len(set(transitions))
     assert_db_matches_sim(live, run.run_id)
+    # Recognised as repeats, not refused by the database's unique exec_id (which would have
+    # failed their batch and sent its reports through one transaction each).
+    assert live.gateway.gateway.engine.poison_reports == 0
+
+
+def test_a_reconnect_replays_the_days_executions_and_changes_nothing(start_gateway, eventually, caplog):
+    """After a reconnect the gateway reconciles: IB replays every execution of the day with its
+    commission, and every order. All of it is already stored: nothing is written twice, no event
+    is emitted again, and no batch fails on it."""
+    live = start_gateway({"default": {"fills": 40, "duplicate_exec_details": True}})
+    run, events = live.run_to_end(live.order("a", quantity=40), live.order("b", "MSFT", quantity=40))
+    assert run.status == pb.RUN_STATUS_SUCCESS
+    stored = [(e.sequence, e.kind) for e in live.event_rows(run.run_id)]
+    reconciler = live.gateway.gateway.engine.reconciler
+    reconcile, reconciled = reconciler.reconcile, []
+
+    async def noting_when_reconciled(session: Any, symbols: frozenset[str] | None = None) -> bool:
+        done = await reconcile(session, symbols)  # True once IB's answers are all stored
+        reconciled.append(symbols is None and done)
+        return done
+
+    reconciler.reconcile = noting_when_reconciled  # type: ignore[method-assign]
+    assert live.sim.drop_connections() == 1
+    eventually(lambda: any(reconciled), timeout=30, what="a full reconciliation after the reconnect")
+    assert sum(r.name == "REQ_EXECUTIONS" for r in live.sim.received_requests()) >= 2
+
+    assert [(e.sequence, e.kind) for e in live.event_rows(run.run_id)] == stored
+    assert len(live.fills(run.run_id)) == 80
+    assert_db_matches_sim(live, run.run_id)
+    assert live.gateway.gateway.engine.poison_reports == 0
+    assert not [r for r in caplog.records if "failed to apply a batch" in r.getMessage()]
 
 
 def test_a_fill_after_the_deadline_is_recorded_and_changes_the_runs_status(start_gateway, eventually):

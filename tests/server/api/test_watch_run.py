@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import grpc
 import pytest
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy import event as sa_event
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from execgw.server.db.models import TradeEvent
@@ -55,10 +56,12 @@ class CommitsHeldOpen:
     """Holds the gateway's commits of a run's events open, to see whether a watcher gets any of
     them before they are committed.
 
-    Hooked on SQLAlchemy's Session events, not on the store, so it holds whatever writes the
-    event rows. Once armed, each of the next `holds` commits that carries events of the run is
-    held until the watcher receives one of those events (it must not: that is the bug) or
-    `hold_seconds` pass. Every event the watcher receives is checked against what committed.
+    Hooked on SQLAlchemy's events, not on the store, so it holds whatever writes the event rows,
+    however it writes them (ORM flush, Core, the driver's executemany): every INSERT into
+    trade_events reaches the cursor. Once armed, each of the next `holds` commits that carries
+    events of the run is held until the watcher receives one of those events (it must not: that
+    is the bug) or `hold_seconds` pass. Every event the watcher receives is checked against what
+    committed.
     """
 
     def __init__(self, run_id: str, holds: int = 3, hold_seconds: float = 1.5) -> None:
@@ -73,12 +76,22 @@ class CommitsHeldOpen:
         self.held_commits = 0
         self.early: list[int] = []  # sequences a watcher received before their commit
 
-    def after_flush(self, session: Session, _context: object) -> None:
-        pending = session.info.setdefault("held_sequences", set())
-        pending.update(o.sequence for o in session.new if isinstance(o, TradeEvent) and o.run_id == self.run_id)
+    def before_cursor_execute(self, conn: Connection, _cursor: object, statement: str, parameters: Any,
+                              _context: object, executemany: bool) -> None:
+        """Notes the run's event sequences an INSERT writes, on the connection that writes them."""
+        if not statement.lstrip().lower().startswith("insert into trade_events"):
+            return
+        columns = [c.strip(' `"') for c in statement.split("(", 1)[1].split(")", 1)[0].split(",")]
+        pending = conn.info.setdefault("held_sequences", set())
+        for row in parameters if executemany else [parameters]:
+            values = row if isinstance(row, dict) else dict(zip(columns, row, strict=True))
+            for key, value in values.items():  # also multi-row VALUES, whose names end in __<n>
+                if key.partition("__")[0] == "run_id" and value == self.run_id:
+                    pending.add(values[key.replace("run_id", "sequence", 1)])
 
     def before_commit(self, session: Session) -> None:
-        pending = session.info.get("held_sequences", set())
+        pending = session.connection().info.pop("held_sequences", set())
+        session.info["held_sequences"] = pending
         if not pending or not self.armed.is_set() or self.holds_left <= 0:
             return
         self.holds_left -= 1
@@ -96,6 +109,9 @@ class CommitsHeldOpen:
     def after_rollback(self, session: Session) -> None:
         session.info.pop("held_sequences", None)
 
+    def on_rollback(self, conn: Connection) -> None:
+        conn.info.pop("held_sequences", None)
+
     def on_event(self, event: pb.RunEvent) -> None:
         with self.lock:
             if event.sequence in self.committed:
@@ -105,12 +121,16 @@ class CommitsHeldOpen:
                 self.received_while_held.set()
 
     def __enter__(self) -> CommitsHeldOpen:
-        for name in ("after_flush", "before_commit", "after_commit", "after_rollback"):
+        sa_event.listen(Engine, "before_cursor_execute", self.before_cursor_execute)
+        sa_event.listen(Engine, "rollback", self.on_rollback)
+        for name in ("before_commit", "after_commit", "after_rollback"):
             sa_event.listen(Session, name, getattr(self, name))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for name in ("after_flush", "before_commit", "after_commit", "after_rollback"):
+        sa_event.remove(Engine, "before_cursor_execute", self.before_cursor_execute)
+        sa_event.remove(Engine, "rollback", self.on_rollback)
+        for name in ("before_commit", "after_commit", "after_rollback"):
             sa_event.remove(Session, name, getattr(self, name))
 
 

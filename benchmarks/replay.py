@@ -1,0 +1,258 @@
+"""A reconnect that replays the day's executions: how long until the gateway has stored them all.
+
+    .venv/bin/python benchmarks/replay.py [--executions 5000 20000 50000] [--database-url URL]
+
+For each size N, with the simulator as its own process (`execgw sim`) and a fresh database:
+
+1. a gateway submits a run of one market order, which IB (the simulator) holds for a few
+   seconds; the gateway is stopped while it waits, and the order then fills in N one-share
+   executions with nobody connected;
+2. floor: ibapi's decoder alone (an EClient with the gateway's reader, the gateway's client id)
+   asks for the day's executions and counts them until IB's end marker: what any ibapi-based
+   gateway pays before its own work starts;
+3. a gateway starts again on the same database and reconciles with IB (open orders, completed
+   orders, the day's executions, each with its commission); timed from its IB connection until
+   the database holds all N fills, each with its commission (polled every 0.1 s), the start-up
+   before it printed apart.
+
+The figure to watch is the ratio of (3) to (2), and how it grows with N (linearly, or worse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import NamedTuple
+
+import grpc
+import pymysql
+from ibapi.contract import Contract
+from ibapi.execution import Execution, ExecutionFilter
+from ibapi.wrapper import EWrapper
+from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import make_url
+
+from execgw.server.config import Settings
+from execgw.server.db.engine import make_engine
+from execgw.server.db.models import TradeFill, TradeOrder
+from execgw.server.embedded import GatewayThread
+from execgw.server.engine.runs import EngineTimings
+from execgw.server.ib.reader import LinearReaderClient
+from execgw.v1 import execution_pb2 as pb
+from execgw.v1 import execution_pb2_grpc as pb_grpc
+
+EXECGW = Path(sys.executable).parent / "execgw"
+CLIENT_ID = 1  # the gateway's IB client id (its default)
+HELD_SECONDS = 6.0  # how long IB holds the order before filling it: time enough to stop the gateway
+
+
+def start_simulator(folder: Path, executions: int) -> tuple[subprocess.Popen[bytes], int, Path]:
+    scenario = folder / "scenario.json"
+    scenario.write_text(json.dumps({"orders": {"replay-*": {
+        "fills": executions, "fill_delay": HELD_SECONDS, "late_fill": True, "price": 100.0,
+    }}}))
+    log = folder / "sim.log"
+    with log.open("wb") as out:  # a file, not a pipe: nobody drains a pipe once the port is read
+        process = subprocess.Popen([str(EXECGW), "sim", "--port", "0", "--scenario", str(scenario)],
+                                   stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if match := re.search(r"listening on [\d.]+:(\d+)", log.read_text()):
+            return process, int(match.group(1)), log
+        time.sleep(0.1)
+    raise RuntimeError("the simulator did not start")
+
+
+def wait_for_log(log: Path, pattern: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, log.read_text()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the simulator never logged {pattern!r}")
+        time.sleep(0.2)
+
+
+class ExecutionCounter(EWrapper, LinearReaderClient):
+    """ibapi's decoder and callbacks, framing by the gateway's reader; counts the executions of
+    one execution request."""
+
+    def __init__(self) -> None:
+        EWrapper.__init__(self)
+        LinearReaderClient.__init__(self, self)
+        self.count = 0
+        self.ready = threading.Event()
+        self.done = threading.Event()
+
+    def nextValidId(self, orderId: int) -> None:
+        self.ready.set()
+
+    def execDetails(self, reqId: int, contract: Contract, execution: Execution) -> None:
+        self.count += 1
+
+    def execDetailsEnd(self, reqId: int) -> None:
+        self.done.set()
+
+    def error(self, reqId: int, errorCode: int, errorString: str, *rest: object) -> None:
+        if not 2100 <= errorCode < 2200:
+            print(f"ibapi error {errorCode}: {errorString}", file=sys.stderr)
+
+
+def decoder_alone(port: int, expected: int) -> float:
+    """Seconds from reqExecutions to IB's end marker, with ibapi's decoder doing nothing else."""
+    app = ExecutionCounter()
+    app.connect("127.0.0.1", port, CLIENT_ID)
+    thread = threading.Thread(target=app.run, daemon=True)
+    thread.start()
+    try:
+        if not app.ready.wait(10):
+            raise RuntimeError("ibapi client got no nextValidId")
+        started = time.perf_counter()
+        app.reqExecutions(1, ExecutionFilter())
+        if not app.done.wait(600):
+            raise RuntimeError(f"ibapi client got {app.count} of {expected} executions")
+        seconds = time.perf_counter() - started
+        if app.count < expected:
+            raise RuntimeError(f"IB replayed {app.count} executions, expected {expected}")
+        return seconds
+    finally:
+        app.disconnect()
+        thread.join(10)
+
+
+def stored(db: Engine, order_ref: str) -> tuple[int, int]:
+    """(fills, fills with their commission) of the order."""
+    with db.connect() as conn:
+        row = conn.execute(
+            select(func.count(TradeFill.id), func.count(TradeFill.commission))
+            .join(TradeOrder, TradeFill.order_id == TradeOrder.id)
+            .where(TradeOrder.client_order_id == order_ref)
+        ).one()
+    return int(row[0]), int(row[1])
+
+
+def filled(db: Engine, order_ref: str) -> float:
+    """The order's filled quantity: one row, so polling it costs the gateway (in this process)
+    nothing that grows with the replay."""
+    with db.connect() as conn:
+        return float(conn.scalar(select(TradeOrder.filled_qty).where(TradeOrder.client_order_id == order_ref)) or 0)
+
+
+def order_status(db: Engine, order_ref: str) -> str | None:
+    with db.connect() as conn:
+        return conn.scalar(select(TradeOrder.status).where(TradeOrder.client_order_id == order_ref))
+
+
+def gateway(url: str, port: int) -> GatewayThread:
+    settings = Settings(database_url=url, listen="127.0.0.1:0", ib_paper=f"127.0.0.1:{port}", max_deadline_seconds=3600)
+    return GatewayThread(settings, timings=EngineTimings(commission_grace=0.5)).start()
+
+
+class Replay(NamedTuple):
+    decoder_alone: float  # seconds from reqExecutions to its end marker, ibapi's decoder doing nothing else
+    gateway: float  # seconds from the gateway's start to all executions stored
+    connected: float  # ... to the gateway's IB endpoint connected
+    first_stored: float  # ... to the first execution stored (0.1 s polls)
+
+
+def replay(url: str, executions: int) -> Replay:
+    """A replay of `executions` executions, timed."""
+    with tempfile.TemporaryDirectory() as folder:
+        simulator, port, log = start_simulator(Path(folder), executions)
+        order_ref = f"replay-{uuid.uuid4().hex[:8]}"
+        db = make_engine(url)
+        try:
+            first = gateway(url, port)
+            try:
+                with grpc.insecure_channel(first.target) as channel:
+                    request = pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=[pb.OrderSpec(
+                        client_order_id=order_ref, symbol="AAPL", side=pb.ORDER_SIDE_BUY, quantity=executions)])
+                    request.deadline.FromSeconds(3600)  # the run must not end while it is measured
+                    pb_grpc.ExecutionServiceStub(channel).SubmitRun(request, timeout=30)
+                deadline = time.monotonic() + 10
+                while order_status(db, order_ref) == "PENDING_SUBMIT":  # until IB has it
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("IB never acknowledged the order")
+                    time.sleep(0.05)
+            finally:
+                first.stop()
+            if stored(db, order_ref)[0]:
+                raise RuntimeError("fills reached the first gateway: raise HELD_SECONDS")
+            wait_for_log(log, rf"\({order_ref}\): {executions} executions sent", HELD_SECONDS + 300)
+
+            floor = decoder_alone(port, executions)
+            time.sleep(1.0)  # IB frees the client id once it saw the socket close (else 326 and a retry)
+
+            started = time.perf_counter()
+            second = gateway(url, port)
+            connected = time.perf_counter() - started
+            first = 0.0
+            try:
+                while (shares := filled(db, order_ref)) < executions or stored(db, order_ref) != (executions,) * 2:
+                    if shares and not first:
+                        first = time.perf_counter() - started
+                    if time.perf_counter() - started > 1800:
+                        raise RuntimeError(f"only {stored(db, order_ref)} of {executions} stored")
+                    time.sleep(0.1)
+                seconds = time.perf_counter() - started
+            finally:
+                second.stop()
+            return Replay(floor, seconds, connected, first)
+        finally:
+            db.dispose()
+            simulator.terminate()
+            simulator.wait(30)
+
+
+def fresh_database(url: str, folder: Path, executions: int) -> str:
+    """A new SQLite file, or a new database on the MySQL server of `url`."""
+    if url.startswith("sqlite") or not url:
+        return f"sqlite:///{folder}/replay-{executions}.sqlite3"
+    parsed = make_url(url)
+    name = f"execgw_replay_{uuid.uuid4().hex[:8]}"
+    with pymysql.connect(host=parsed.host, port=parsed.port or 3306, user=parsed.username,
+                         password=parsed.password or "") as conn, conn.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return
+    with pymysql.connect(host=parsed.host, port=parsed.port or 3306, user=parsed.username,
+                         password=parsed.password or "") as conn, conn.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{parsed.database}`")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--executions", type=int, nargs="+", default=[5_000, 20_000, 50_000])
+    parser.add_argument("--database-url", default="",
+                        help="default: SQLite files in a temporary folder; a MySQL URL: a new database on that server "
+                             "per size, dropped afterwards")
+    args = parser.parse_args(argv)
+    print(f"database: {args.database_url.split(':', 1)[0] or 'sqlite'}")
+    with tempfile.TemporaryDirectory() as folder:
+        for executions in args.executions:
+            url = fresh_database(args.database_url, Path(folder), executions)
+            try:
+                timed = replay(url, executions)
+            finally:
+                drop_database(url)
+            replayed = timed.gateway - timed.connected
+            print(f"{executions:>7,} executions replayed: all stored {replayed:6.2f}s after IB connected "
+                  f"({executions / replayed:,.0f}/s; first stored at {timed.first_stored - timed.connected:.2f}s; "
+                  f"gateway start to connected {timed.connected:.2f}s); ibapi's decoder alone "
+                  f"{timed.decoder_alone:5.2f}s; ratio {replayed / timed.decoder_alone:4.1f}x", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
