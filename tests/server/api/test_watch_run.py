@@ -134,7 +134,7 @@ class CommitsHeldOpen:
             sa_event.remove(Session, name, getattr(self, name))
 
 
-def test_every_event_is_in_the_database_before_a_watcher_receives_it(start_gateway):
+def test_every_event_is_in_the_database_before_a_watcher_receives_it(start_gateway, eventually):
     """Deterministic: the commits of the fills are held open while a watcher is connected; an
     event published before its commit reaches the watcher during the hold, every time."""
     live = start_gateway({"default": {"outcome": "rest"}})
@@ -142,6 +142,10 @@ def test_every_event_is_in_the_database_before_a_watcher_receives_it(start_gatew
     run_id = live.submit(*orders).run.run_id
     for order in orders:
         live.sim.wait_for_order(order.client_order_id, timeout=10, status="Submitted")
+    # And stored: a transaction under way while the hook below is installed would commit events
+    # the hook never saw written, which it would then take for events sent before their commit.
+    eventually(lambda: [o.status for o in live.orders(run_id)] == ["SUBMITTED"] * 3, 10,
+               "the orders' Submitted statuses stored")
     missing: list[int] = []
     events: list[pb.RunEvent] = []
 
