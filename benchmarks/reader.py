@@ -39,17 +39,22 @@ READ = 4096
 Reader = Callable[[Connection, "queue.Queue[bytes]"], threading.Thread]
 
 
+CONTRACT = Contract("AAPL", con_id=265598, primary_exchange="NASDAQ")
+START = dt.datetime(2026, 7, 15, 13, 30, tzinfo=dt.UTC)
+
+
+def sample_execution(i: int) -> Execution:
+    """The i-th one-share execution of one order, as the simulator records it (also used by
+    benchmarks/decoder_floor.py, so both measure the same bytes)."""
+    return Execution(
+        exec_id=f"0000e0d5.6770a1b2.01.{i:06d}", order_ref="run-7f3c-ord-0001", order_id=501,
+        perm_id=1_800_000_001, client_id=1, account="DU1234567", contract=CONTRACT, side="BOT",
+        shares=1.0, price=190.25 + i / 100, cum_qty=float(i + 1), avg_price=190.25,
+        time=START + dt.timedelta(milliseconds=i), commission=0.35, venue="ISLAND")
+
+
 def backlog(frames: int) -> bytes:
-    contract = Contract("AAPL", con_id=265598, primary_exchange="NASDAQ")
-    start = dt.datetime(2026, 7, 15, 13, 30, tzinfo=dt.UTC)
-    return b"".join(
-        messages.execution_data(-1, Execution(
-            exec_id=f"0000e0d5.6770a1b2.01.{i:06d}", order_ref="run-7f3c-ord-0001", order_id=501,
-            perm_id=1_800_000_001, client_id=1, account="DU1234567", contract=contract, side="BOT",
-            shares=1.0, price=190.25 + i / 100, cum_qty=float(i + 1), avg_price=190.25,
-            time=start + dt.timedelta(milliseconds=i), commission=0.35, venue="ISLAND"))
-        for i in range(frames)
-    )
+    return b"".join(messages.execution_data(-1, sample_execution(i)) for i in range(frames))
 
 
 class BacklogSocket:

@@ -102,10 +102,13 @@ def free_port() -> int:
 class GatewayProcess:
     """`execgw serve` in its own process, always on the same port and database; a crash is SIGKILL."""
 
-    def __init__(self, database_url: str, sim_port: int, log_path: Path) -> None:
+    def __init__(self, database_url: str, sim_port: int, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.database_url = database_url
         self.sim_port = sim_port
         self.log_path = log_path
+        # EXECGW_* settings of the gateway; the soak's short timings unless a caller (the
+        # benchmarks in benchmarks/__main__.py) brings its own.
+        self.env = GATEWAY_ENV if env is None else env
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -118,7 +121,7 @@ class GatewayProcess:
             self.process = subprocess.Popen(
                 [str(EXECGW), "serve", "--listen", self.target, "--database-url", self.database_url,
                  "--ib-paper", f"127.0.0.1:{self.sim_port}"],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **GATEWAY_ENV},
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
             )
         deadline = time.monotonic() + timeout
         while not self._ib_connected():
