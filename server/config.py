@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     ib_live: str | None = Field(None, description="host:port of the live TWS/IB Gateway; unset disables live")
     live_enabled: bool = Field(False, description="live runs are refused unless this is true and ib_live is set")
     ib_client_id: int = Field(1, ge=0, description="IB API client id the gateway connects with")
+    gateway_name: str = Field(
+        "execgw", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="this gateway's name: it owns the runs it takes, and resumes only those after a restart; "
+        "several gateways on one database need one name each",
+    )
     pacing_per_second: int = Field(45, ge=1, le=49, description="outgoing IB messages per second (IB allows 50)")
     max_orders_per_run: int = Field(100, ge=1)
     max_request_bytes: int = Field(
