@@ -3,16 +3,22 @@ the TWS simulator, driven with blocking gRPC stubs and checked against the datab
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -25,6 +31,8 @@ from execgw.sim.scenario import Scenario
 from execgw.sim.thread import SimulatorThread
 from execgw.v1 import execution_pb2 as pb
 from execgw.v1 import execution_pb2_grpc as pb_grpc
+
+EXECGW = Path(sys.executable).parent / "execgw"  # the console script of the venv running the tests
 
 # Short waits so the deadline and late-fill paths run in seconds, not minutes.
 TEST_TIMINGS = EngineTimings(cancel_wait=1.5, reconcile_timeout=5.0, commission_grace=1.0, retry_interval=0.3)
@@ -125,6 +133,61 @@ def free_port() -> Callable[[], int]:
 def eventually() -> Callable[..., None]:
     """Polls a condition until it holds; fails the test after `timeout` seconds naming `what`."""
     return _eventually
+
+
+def _without_execgw_settings() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("EXECGW_")}
+
+
+def _serving(channel: grpc.Channel, service: str = "") -> bool:
+    try:
+        answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
+    except grpc.RpcError:
+        return False
+    return answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C, as an operator would; killed if it does not stop within 20 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture
+def clean_environment() -> Callable[[], dict[str, str]]:
+    """This process's environment without EXECGW_* variables: a child `execgw` then sees only
+    the settings the test gives it, whatever the developer's shell exports."""
+    return _without_execgw_settings
+
+
+@pytest.fixture
+def serving() -> Callable[..., bool]:
+    """Whether the gateway behind a channel answers SERVING for a health service name ("" = the
+    whole server); False while it cannot be reached."""
+    return _serving
+
+
+@pytest.fixture
+def execgw_serve(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Starts `execgw serve ARGS` in tmp_path, its output in `log`, with a clean environment plus
+    `env`; stops every process it started at the end of the test."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        with log.open("wb") as out:
+            process = subprocess.Popen([str(EXECGW), "serve", *args], cwd=tmp_path, stdout=out,
+                                       stderr=subprocess.STDOUT, env={**_without_execgw_settings(), **(env or {})})
+        started.append(process)
+        return process
+
+    yield start
+    for process in reversed(started):
+        _stop(process)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ error 326) retrying until free, on SQLite and MariaDB (the `database_url` fixtur
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -37,11 +36,8 @@ def health(port: int, service: str) -> int | None:
 
 
 
-def clean_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("EXECGW_")}
-
-
-def test_serve_with_no_configuration_uses_the_embedded_defaults_and_stops_on_ctrl_c(tmp_path, free_port, eventually):
+def test_serve_with_no_configuration_uses_the_embedded_defaults_and_stops_on_ctrl_c(tmp_path, free_port, eventually,
+                                                                                    clean_environment):
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
@@ -60,7 +56,8 @@ def test_serve_with_no_configuration_uses_the_embedded_defaults_and_stops_on_ctr
     assert "built-in TWS simulator" in text and "execgw stopped" in text
 
 
-def test_a_client_id_in_use_is_reported_and_retried_until_it_is_free(tmp_path, free_port, eventually, database_url):
+def test_a_client_id_in_use_is_reported_and_retried_until_it_is_free(tmp_path, free_port, eventually, database_url,
+                                                                      clean_environment):
     sim = SimulatorThread()
     sim.start()
     first = GatewayThread(Settings(database_url=f"sqlite:///{tmp_path}/a.sqlite3", listen="127.0.0.1:0",

@@ -8,16 +8,14 @@ which only the real process handles."""
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from execgw.server.api.callers import Permission, add_caller, new_token
 from execgw.server.cli import build_parser
@@ -136,43 +134,19 @@ def test_a_file_that_cannot_be_used_keeps_the_callers_in_use_and_logs_an_error_n
 # -- SIGHUP, in the real process, without TLS ----------------------------------------------------
 
 
-def clean_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("EXECGW_")}
-
-
 @pytest.fixture
-def plaintext_serve(tmp_path: Path, free_port: Callable[[], int],
-                    eventually: Callable[..., None]) -> Iterator[tuple[subprocess.Popen[bytes], str, Path, Path]]:
+def plaintext_serve(tmp_path: Path, free_port: Callable[[], int], eventually: Callable[..., None],
+                    execgw_serve, serving) -> tuple[subprocess.Popen[bytes], str, Path, Path]:
     """`execgw serve` in plaintext on loopback with a callers file (embedded simulator, SQLite):
     the process, its target, its log and the callers file (holding "desk", token in desk.token)."""
     callers = tmp_path / "callers.toml"
     (tmp_path / "desk.token").write_text(add_caller(callers, "desk", [Permission.READ]))
     target = f"127.0.0.1:{free_port()}"
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([str(EXECGW), "serve", "--listen", target], cwd=tmp_path, stdout=out,
-                                   stderr=subprocess.STDOUT,
-                                   env={**clean_environment(), "EXECGW_CALLERS_FILE": str(callers)})
-    try:
-        with grpc.insecure_channel(target) as channel:
-            eventually(lambda: _serving(channel), 30, "the gateway never served")
-        yield process, target, log, callers
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-
-
-def _serving(channel: grpc.Channel) -> bool:
-    try:
-        answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
-    except grpc.RpcError:
-        return False
-    return answer.status == health_pb2.HealthCheckResponse.SERVING
+    process = execgw_serve(["--listen", target], log, {"EXECGW_CALLERS_FILE": str(callers)})
+    with grpc.insecure_channel(target) as channel:
+        eventually(lambda: serving(channel), 30, "the gateway never served")
+    return process, target, log, callers
 
 
 def test_sighup_reloads_the_callers_file_without_tls(plaintext_serve, eventually) -> None:
@@ -201,7 +175,7 @@ def test_sighup_reloads_the_callers_file_without_tls(plaintext_serve, eventually
     assert process.wait(20) == 0
 
 
-def test_serve_with_a_bad_callers_file_stops_with_exit_code_2_naming_it(tmp_path: Path) -> None:
+def test_serve_with_a_bad_callers_file_stops_with_exit_code_2_naming_it(tmp_path: Path, clean_environment) -> None:
     callers = tmp_path / "callers.toml"
     callers.write_text('[callers.desk]\npermissions = ["admin"]\n')
     result = subprocess.run([str(EXECGW), "serve", "--listen", "127.0.0.1:0"], cwd=tmp_path, capture_output=True,

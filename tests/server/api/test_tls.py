@@ -18,7 +18,7 @@ import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,7 +282,8 @@ def readme_token_example() -> tuple[str, list[str]]:
     return "\n".join(line for line in lines if not line.startswith("g ")), calls
 
 
-def test_grpcurl_with_a_token_as_the_readme_shows_it(start_gateway, pki: Pki, tmp_path: Path) -> None:
+def test_grpcurl_with_a_token_as_the_readme_shows_it(start_gateway, pki: Pki, tmp_path: Path,
+                                                     clean_environment) -> None:
     """The README's example run by bash, word for word, in a folder holding what it names (ca.pem,
     client.pem, client.key, token, .venv/bin/grpcurl), against a gateway with mTLS and callers.
     The client certificate is no caller's: the token is what gets in."""
@@ -370,7 +371,7 @@ def key_line(issued: Issued) -> str:
     return issued.pem_key().decode().splitlines()[1]
 
 
-def test_serve_with_a_certificate_but_no_key_stops_with_exit_code_2(tmp_path: Path, pki: Pki) -> None:
+def test_serve_with_a_certificate_but_no_key_stops_with_exit_code_2(tmp_path: Path, pki: Pki, clean_environment) -> None:
     result = subprocess.run(
         [str(EXECGW), "serve", "--listen", "127.0.0.1:0", "--tls-cert", str(pki.server.cert)],
         cwd=tmp_path, capture_output=True, text=True, timeout=60, env=clean_environment())
@@ -379,10 +380,6 @@ def test_serve_with_a_certificate_but_no_key_stops_with_exit_code_2(tmp_path: Pa
 
 
 # -- the bind guard -----------------------------------------------------------------------------
-
-
-def clean_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("EXECGW_")}
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.3.2.1", "::1", "localhost", "LocalHost", "::ffff:127.0.0.1"])
@@ -396,7 +393,8 @@ def test_every_other_address_is_remote(host: str) -> None:
     assert not is_loopback(host)
 
 
-def test_serve_refuses_a_remote_address_without_tls_and_credentials(tmp_path: Path, pki: Pki) -> None:
+def test_serve_refuses_a_remote_address_without_tls_and_credentials(tmp_path: Path, pki: Pki,
+                                                                   clean_environment) -> None:
     database = tmp_path / "never.sqlite3"
     plain = subprocess.run(
         [str(EXECGW), "serve", "--listen", "0.0.0.0:0", "--database-url", f"sqlite:///{database}"],
@@ -415,7 +413,8 @@ def test_serve_refuses_a_remote_address_without_tls_and_credentials(tmp_path: Pa
     assert "the gateway has no caller credentials (callers_file)" in with_tls.stderr
 
 
-def test_insecure_allow_remote_starts_and_warns(tmp_path: Path, eventually: Callable[..., None]) -> None:
+def test_insecure_allow_remote_starts_and_warns(tmp_path: Path, eventually: Callable[..., None],
+                                                clean_environment) -> None:
     """Without a callers file the interceptor has no caller to let in off loopback: the warning
     says that no caller can call, and so it is, even from this machine."""
     log = tmp_path / "serve.log"
@@ -486,36 +485,17 @@ def listening_port(log: Path, eventually: Callable[..., None]) -> int:
 
 
 @pytest.fixture
-def tls_serve(tmp_path: Path, pki: Pki, free_port: Callable[[], int],
-              eventually: Callable[..., None]) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+def tls_serve(tmp_path: Path, pki: Pki, free_port: Callable[[], int], eventually: Callable[..., None],
+              execgw_serve, serving) -> tuple[subprocess.Popen[bytes], int, Path]:
     """`execgw serve` with TLS on the embedded defaults (built-in simulator, SQLite)."""
     port = free_port()
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(EXECGW), "serve", "--listen", f"127.0.0.1:{port}",
-             "--tls-cert", str(pki.server.cert), "--tls-key", str(pki.server.key)],
-            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env=clean_environment())
-    try:
-        credentials = client_tls(pki).channel_credentials()
-        with grpc.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
-            eventually(lambda: _serving(channel), 30, "the TLS gateway never served")
-        yield process, port, log
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-
-
-def _serving(channel: grpc.Channel) -> bool:
-    try:
-        return health_over(channel) == SERVING
-    except grpc.RpcError:
-        return False
+    process = execgw_serve(["--listen", f"127.0.0.1:{port}",
+                            "--tls-cert", str(pki.server.cert), "--tls-key", str(pki.server.key)], log)
+    credentials = client_tls(pki).channel_credentials()
+    with grpc.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
+        eventually(lambda: serving(channel), 30, "the TLS gateway never served")
+    return process, port, log
 
 
 def test_sighup_reloads_the_certificate_for_new_connections(tls_serve, pki: Pki, eventually) -> None:
