@@ -1,4 +1,4 @@
-"""``execgw submit | watch | runs | run | cancel | demo``: the gateway from a terminal.
+"""``execgw submit | watch | runs | run | cancel | status | settle | demo``: the gateway from a terminal.
 
 Exit codes (all commands):
   0  done; for watch (and submit --watch, demo) the run ended SUCCESS
@@ -35,6 +35,7 @@ from execgw.client.errors import (
 from execgw.client.orders import Order, OrderFormatError, load_orders_file, parse_order_arg
 from execgw.client.progress import RunProgress, follow_run
 from execgw.client.render import cancel_view, make_console, run_view, runs_table, submit_view
+from execgw.client.status_render import settled_view, status_json, status_view
 from execgw.client.tls import CA_ENV, CERT_ENV, KEY_ENV, ClientTls, TlsFileError
 from execgw.client.token import TOKEN_ENV, TOKEN_FILE_ENV, TokenError
 from execgw.v1 import execution_pb2 as pb
@@ -116,6 +117,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cancel = subparsers.add_parser("cancel", parents=[connection], help="cancel a run's open orders")
     cancel.add_argument("run_id", metavar="RUN_ID")
     cancel.set_defaults(func=run_cancel)
+
+    status = subparsers.add_parser(
+        "status", parents=[connection], help="the gateway's state: IB endpoints, database, open runs, UNKNOWN orders",
+        description="What the gateway is doing now: each IB endpoint (connected, accounts, next order id, last "
+                    "reconciliation, pacing), the database (taking writes, backlog), its open runs and the UNKNOWN "
+                    "orders waiting for an operator. Needs the read permission.",
+    )
+    status.add_argument("--json", action="store_true", help="print the status as JSON (the contract's field names)")
+    status.set_defaults(func=run_status)
+
+    settle = subparsers.add_parser(
+        "settle", parents=[connection], help="settle an UNKNOWN order as never at IB (the gateway's books only)",
+        description="Conclude an UNKNOWN order as never having reached IB, after checking TWS / Account "
+                    "Management: the gateway cancels it in its books, and its run ends if it was the last open "
+                    "order. Nothing is sent to IB; a fill IB reports later is still recorded and corrects the "
+                    "order and the run. Needs the admin permission and the order's mode (paper / live).",
+    )
+    settle.add_argument("client_order_id", metavar="CLIENT_ORDER_ID", help="the UNKNOWN order (see execgw status)")
+    settle.add_argument("--note", required=True, metavar="TEXT",
+                        help="required: what you checked and found; kept in the order's status reason")
+    settle.set_defaults(func=run_settle)
 
     from execgw.client import demo  # late: demo imports this module's helpers
 
@@ -262,4 +284,23 @@ def run_cancel(args: argparse.Namespace) -> int:
     with connect(args) as client:
         response = client.cancel(args.run_id)
     make_console().print(cancel_view(response))
+    return EXIT_OK
+
+
+@reports_errors
+def run_status(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        status = client.status()
+    if args.json:
+        print(status_json(status))
+    else:
+        make_console().print(status_view(status))
+    return EXIT_OK
+
+
+@reports_errors
+def run_settle(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        settled = client.settle(args.client_order_id, args.note)
+    make_console().print(settled_view(settled))
     return EXIT_OK

@@ -1,4 +1,5 @@
-"""``ExecGwClient``: a synchronous, typed client of execgw.v1.ExecutionService.
+"""``ExecGwClient``: a synchronous, typed client of execgw.v1.ExecutionService (and of the
+operator's AdminService on the same gateway).
 
 Every call returns the contract's messages (``pb.Run``, ``pb.RunEvent`` ...) and raises the
 exceptions of ``execgw.client.errors`` instead of ``grpc.RpcError``.
@@ -21,6 +22,8 @@ from execgw.client.errors import ExecGwError, Unavailable, translate
 from execgw.client.orders import Order, order_specs
 from execgw.client.tls import ClientTls
 from execgw.client.token import bearer_metadata, token_from
+from execgw.v1 import admin_pb2 as admin
+from execgw.v1 import admin_pb2_grpc as admin_grpc
 from execgw.v1 import execution_pb2 as pb
 from execgw.v1 import execution_pb2_grpc as pb_grpc
 
@@ -99,6 +102,7 @@ class ExecGwClient:
                        else grpc.insecure_channel(target))
         self._channel = channel
         self._stub = pb_grpc.ExecutionServiceStub(self._channel)
+        self._admin = admin_grpc.AdminServiceStub(self._channel)
 
     def __enter__(self) -> ExecGwClient:
         return self
@@ -219,10 +223,24 @@ class ExecGwClient:
             if not token:
                 return
 
+    # -- the operator's calls (AdminService) ----------------------------------------------------------
+
+    def status(self) -> admin.GetStatusResponse:
+        """The gateway's status: IB endpoints, database, open runs, UNKNOWN orders. Needs `read`."""
+        return self._call(self._admin.GetStatus, admin.GetStatusRequest())
+
+    def settle(self, client_order_id: str, note: str) -> admin.SettleOrderResponse:
+        """Concludes an UNKNOWN order as never at IB, in the gateway's books only (nothing is sent to
+        IB). Needs `admin` and the order's mode. Not retried: a repeat after a lost answer would be
+        refused as no longer UNKNOWN, which says less than the error that was lost."""
+        request = admin.SettleOrderRequest(client_order_id=client_order_id, note=note)
+        return self._call(self._admin.SettleOrder, request, attempts=1)
+
     # -- plumbing -------------------------------------------------------------------------------------
 
-    def _call(self, method: Callable[..., T], request: object) -> T:
-        """One unary call with retries of RETRYABLE statuses and errors translated."""
+    def _call(self, method: Callable[..., T], request: object, *, attempts: int | None = None) -> T:
+        """One unary call with retries of RETRYABLE statuses (up to `attempts`, default the
+        policy's) and errors translated."""
         failure = 0
         while True:
             try:
@@ -230,6 +248,6 @@ class ExecGwClient:
             except grpc.RpcError as rpc_error:
                 error: ExecGwError = translate(rpc_error)
                 failure += 1
-                if error.code not in RETRYABLE or failure >= self.retry.attempts:
+                if error.code not in RETRYABLE or failure >= (attempts or self.retry.attempts):
                     raise error from None
             self._sleep(self.retry.backoff(failure))

@@ -7,4 +7,4 @@ python=${PYTHON:-python}
 wkt=$("$python" -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 "$python" -m grpc_tools.protoc -I . -I "$wkt" \
   --python_out=. --grpc_python_out=. --pyi_out=. \
-  execgw/v1/execution.proto
+  execgw/v1/execution.proto execgw/v1/admin.proto

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import grpc
@@ -19,12 +20,14 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.engine import URL
 
+from execgw.server.api.admin import AdminService, GatewayFacts, gateway_version
 from execgw.server.api.auth import Authenticator, CallerAuthentication
 from execgw.server.api.bind_guard import check_bind
 from execgw.server.api.callers_file import CallersFile
 from execgw.server.api.errors import RequestDecoding
 from execgw.server.api.health import HealthWithReasons
 from execgw.server.api.service import ExecutionService, ServiceLimits
+from execgw.server.api.status_view import NOT_CONNECTED, not_taking_orders_reason
 from execgw.server.api.tls import ServerCertificates, tls_files_of, transport_of
 from execgw.server.api.watch_limits import server_options
 from execgw.server.config import Settings, split_host_port
@@ -34,8 +37,10 @@ from execgw.server.db.secrets import password_from, with_password
 from execgw.server.engine.bus import EventBus
 from execgw.server.engine.engine import ExecutionEngine
 from execgw.server.engine.journal import Journal
+from execgw.server.engine.registry import GatewayRegistry, advertised_address
 from execgw.server.engine.runs import EngineTimings
 from execgw.server.engine.store import Store
+from execgw.server.engine.tail import ForeignRuns
 from execgw.server.engine.tasks import TaskSupervisor
 from execgw.server.engine.validation import OrderRules
 from execgw.server.guards import account_guard_of, pre_trade_limits_of
@@ -43,7 +48,7 @@ from execgw.server.ib.endpoint import Endpoint
 from execgw.server.ib.session import IBSession
 from execgw.server.metrics.exposition import check_metrics_bind
 from execgw.server.metrics.gateway import GatewayMetrics
-from execgw.v1 import execution_pb2, execution_pb2_grpc
+from execgw.v1 import admin_pb2, admin_pb2_grpc, execution_pb2, execution_pb2_grpc
 
 if TYPE_CHECKING:  # the simulator is imported only when the embedded default starts it
     from execgw.sim.simulator import Simulator
@@ -51,6 +56,11 @@ if TYPE_CHECKING:  # the simulator is imported only when the embedded default st
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = execution_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name
+ADMIN_SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
+# Health name of the database: SERVING while it takes the writer's transactions.
+DATABASE_HEALTH_NAME = "execgw.database"
+DATABASE_DOWN = ("the database is not taking the gateway's writes: IB's reports are held until it is back, "
+                 "new runs are refused")
 
 
 def database_url_of(settings: Settings) -> str | URL:
@@ -78,6 +88,10 @@ class Gateway:
         self._health = HealthWithReasons()
         self.engine: ExecutionEngine | None = None
         self.store: Store | None = None
+        self.registry: GatewayRegistry | None = None
+        self.foreign_runs: ForeignRuns | None = None
+        # Called if another process takes this gateway's name over (serve() stops the process).
+        self.on_name_lost: Callable[[], None] = lambda: None
         self.bus = EventBus(settings.watcher_queue_events)
         self.bus.observe(Journal())
         self._tasks = TaskSupervisor()
@@ -103,12 +117,19 @@ class Gateway:
         log.info("database %s", display_url(database_url))
         await asyncio.get_running_loop().run_in_executor(None, upgrade, database_url)
         self.store = Store(make_engine(database_url, timeout_seconds=settings.database_timeout_seconds))
+        # The name before anything acts on runs: a live holder stops start-up (GatewayNameTaken).
+        self.registry = GatewayRegistry(self.store, settings.gateway_name, settings.gateway_lease_seconds,
+                                        on_lost=lambda: self.on_name_lost())
+        await self.registry.claim()
+        self.foreign_runs = ForeignRuns(self.store, self.bus, settings.gateway_name,
+                                        settings.foreign_watch_poll_seconds)
         timings = self.timings or EngineTimings(
             cancel_wait=settings.cancel_wait_seconds,
             reconcile_timeout=settings.reconcile_timeout_seconds,
             commission_grace=settings.commission_grace_seconds,
         )
-        self.engine = ExecutionEngine(self.store, self.bus, timings, account_guard_of(settings))
+        self.engine = ExecutionEngine(self.store, self.bus, timings, account_guard_of(settings),
+                                      gateway_name=settings.gateway_name)
         if self.metrics is not None:
             self.metrics.attach_engine(self.engine, self.store)
         for endpoint in await self._endpoints():
@@ -118,6 +139,9 @@ class Gateway:
         self.engine.connection_listeners.append(self._endpoint_health)
         for mode in self.engine.sessions:
             await self._set_health(endpoint_health_name(mode), False)
+        # The upgrade above just wrote to it; from here the writer's transactions tell.
+        self.engine.reports.database_listeners.append(self._database_health)
+        await self._set_health(DATABASE_HEALTH_NAME, self.engine.reports.database_ok)
         await self.engine.start()
 
         # A request above max_request_bytes is refused by gRPC itself (RESOURCE_EXHAUSTED) before it
@@ -140,13 +164,20 @@ class Gateway:
             pre_trade=pre_trade_limits_of(settings),
         )
         service = ExecutionService(self.engine, self.store, self.bus, limits,
-                                   self.metrics.service if self.metrics is not None else None)
+                                   self.metrics.service if self.metrics is not None else None,
+                                   foreign_runs=self.foreign_runs, registry=self.registry)
         if self.metrics is not None:
             self.metrics.attach_service(service)
         execution_pb2_grpc.add_ExecutionServiceServicer_to_server(service, server)
+        admin_facts = GatewayFacts(
+            name=settings.gateway_name, version=gateway_version(), started_at=datetime.now(UTC),
+            database_url=display_url(database_url), messages_per_second=settings.pacing_per_second,
+            read_timeout=settings.database_timeout_seconds,
+        )
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(self.engine, self.store, admin_facts), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         host, port = split_host_port(settings.listen)
         if self.certificates is not None:
@@ -155,6 +186,8 @@ class Gateway:
             self.port = server.add_insecure_port(f"{host}:{port}")
         await server.start()
         self._server = server
+        await self.registry.advertise(advertised_address(settings.advertise_address, host, self.port))
+        self.registry.start_heartbeat()
         await self._set_health("", True)
         await self._set_health(SERVICE_NAME, True)
         log.info("execgw listening on %s:%d (%s)", host, self.port, transport_of(tls_files))
@@ -202,17 +235,14 @@ class Gateway:
     def _endpoint_health(self, mode: str, connected: bool) -> None:
         reason = ""
         if not connected and self.engine is not None:
-            read_only = self.engine.read_only.get(mode)
-            wrong_accounts = self.engine.wrong_accounts.get(mode)
-            if wrong_accounts is not None:
-                reason = wrong_accounts
-            elif read_only is not None:
-                reason = ("TWS / IB Gateway has 'Read-Only API' on (Global Configuration > API > Settings); "
-                          f"IB said: {read_only}")
-            else:
-                reason = "IB endpoint not connected, or cut off from IB's servers (1100)"
+            # The words GetStatus uses too; told "not ready" by a listener, it is never "".
+            reason = not_taking_orders_reason(self.engine, mode) or NOT_CONNECTED
         # Owned: a failure to update health is logged, and shutdown waits for the update.
         self._tasks.spawn(self._set_health(endpoint_health_name(mode), connected, reason), f"health-{mode}")
+
+    def _database_health(self, ok: bool) -> None:
+        """The report intake's listener: told at each transition, on the loop."""
+        self._tasks.spawn(self._set_health(DATABASE_HEALTH_NAME, ok, "" if ok else DATABASE_DOWN), "health-database")
 
     async def _set_health(self, name: str, serving: bool, reason: str = "") -> None:
         await self._health.set_with_reason(name, serving, reason)
@@ -231,6 +261,10 @@ class Gateway:
             await self._server.stop(grace)
         if self.engine is not None:
             await self.engine.stop()
+        if self.foreign_runs is not None:
+            await self.foreign_runs.stop()
+        if self.registry is not None:
+            await self.registry.release()  # after the engine: it acts on runs until then
         await self._tasks.stop()
         if self.metrics is not None:
             await self.metrics.stop()  # before the store closes: a run's mode may be being read
@@ -253,6 +287,7 @@ async def serve(settings: Settings) -> None:
     # default action (terminate) still in place. With nothing to reload, SIGHUP keeps it.
     if gateway.reloads_on_sighup:
         loop.add_signal_handler(signal.SIGHUP, gateway.reload_files)
+    gateway.on_name_lost = stop.set  # another process holds the name now: this one must not act
     await gateway.start()
     try:
         await stop.wait()

@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add.add_argument("name", metavar="NAME", help="the caller's name, recorded as submitted_by / cancelled_by")
     add.add_argument("--permissions", required=True, type=_listed(Permission, "permission"), metavar="P[,P]",
-                     help="read, paper, live (comma-separated)")
+                     help="read, paper, live, admin (comma-separated); admin settles UNKNOWN orders (execgw settle), "
+                          "of the modes the caller also holds")
     # An empty list is an error, not "every account": `--accounts "$UNSET"` must not widen a caller.
     add.add_argument("--accounts", type=_listed(ib_account_id, "account"), metavar="ACCOUNT[,ACCOUNT]",
                      help="only these IB accounts (default, when left out: every account)")

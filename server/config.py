@@ -74,6 +74,19 @@ class Settings(BaseSettings):
         description="this gateway's name: it owns the runs it takes, and resumes only those after a restart; "
         "several gateways on one database need one name each",
     )
+    advertise_address: str | None = Field(
+        None, description="host:port other gateways on the database tell callers to use for this one's runs; "
+        "unset: the bound gRPC address",
+    )
+    gateway_lease_seconds: float = Field(
+        15.0, ge=1, le=3600,
+        description="how long a gateway's name stays held without a heartbeat (beats every third of it): "
+        "after a host dies, another host may start a gateway of that name once it expires",
+    )
+    foreign_watch_poll_seconds: float = Field(
+        0.2, gt=0, le=10,
+        description="how often a WatchRun of a run another gateway owns reads its new events from the database",
+    )
     pacing_per_second: int = Field(45, ge=1, le=49, description="outgoing IB messages per second (IB allows 50)")
     max_orders_per_run: int = Field(100, ge=1)
     max_request_bytes: int = Field(
@@ -134,7 +147,7 @@ class Settings(BaseSettings):
         description='level per component, e.g. {"execgw.server.ib" = "DEBUG", "execgw.journal" = "WARNING"}',
     )
 
-    @field_validator("listen", "ib_paper", "ib_live", "metrics_listen")
+    @field_validator("listen", "ib_paper", "ib_live", "metrics_listen", "advertise_address")
     @classmethod
     def _host_port(cls, value: str | None) -> str | None:
         if value is not None:

@@ -16,6 +16,7 @@ from execgw.server.api.tls import TlsConfigError
 from execgw.server.app import serve
 from execgw.server.config import load_settings
 from execgw.server.db.secrets import PASSWORD_ENV, PASSWORD_FILE_ENV, DatabasePasswordError, carries_password
+from execgw.server.engine.registry import GatewayNameTaken
 from execgw.server.metrics.exposition import MetricsPortUnavailable
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     except (DatabasePasswordError, TlsConfigError, CallersFileError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
-    except (RemoteBindRefused, MetricsPortUnavailable) as exc:
+    except (RemoteBindRefused, MetricsPortUnavailable, GatewayNameTaken) as exc:
         log.error("%s", exc)
         return 2
     return 0

@@ -1,6 +1,9 @@
 -- The gateway's two MySQL / MariaDB accounts, each with only what it needs.
 --
 --   runtime account    (`execgw serve`):      SELECT, INSERT, UPDATE on the gateway's database.
+--                      Several gateways on one database need nothing more: each claims its name in
+--                      the `gateways` registry with INSERT, keeps and finally releases the claim with
+--                      UPDATE (a row is taken over, never deleted), and reads the others' runs.
 --                      The gateway never deletes (runs, orders, fills and events are its ledger) and
 --                      never changes the schema at run time: `serve` runs the upgrade at start, which
 --                      with every migration applied only reads schema_migrations. A credential

@@ -4,7 +4,7 @@ A caller is authenticated by a bearer token (``authorization: Bearer <token>`` m
 mTLS, by the name on its verified client certificate; both are looked up in the callers file
 (``callers.py``), which the gateway keeps current while it runs (``callers_file.py``). Without a
 callers file, and only while the gateway listens on loopback, every call is the implicit caller
-"local" (read and paper, never live): the embedded default stays usable.
+"local" (read, paper and admin for paper orders; never live): the embedded default stays usable.
 
 Authentication is an interceptor, so a method added later is refused until a caller is known (fail
 closed); what the caller may do is decided in the servicer, which knows the run and its account.
@@ -38,9 +38,10 @@ OPEN_METHOD_PREFIXES = (
 )
 CERTIFICATE_NAME_KEYS = ("x509_subject_alternative_name", "x509_common_name")
 WHAT_IT_ALLOWS = {
-    Permission.READ: "needed to read runs: GetRun, ListRuns, WatchRun",
+    Permission.READ: "needed to read runs: GetRun, ListRuns, WatchRun, and the gateway's status: GetStatus",
     Permission.PAPER: "needed to submit and cancel paper runs",
     Permission.LIVE: "needed to submit and cancel live runs",
+    Permission.ADMIN: "needed to settle an UNKNOWN order (SettleOrder), with the order's paper or live permission",
 }
 
 _current_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("execgw_caller")

@@ -4,7 +4,8 @@ The callers file is TOML, written by ``execgw caller add`` and readable by hand:
 
     [callers.backend]
     token_sha256 = "9f86d0…"            # SHA-256 (hex) of the bearer token; the token itself is nowhere
-    permissions = ["read", "paper"]      # read: GetRun/ListRuns/WatchRun; paper / live: submit and cancel
+    permissions = ["read", "paper"]      # read: GetRun/ListRuns/WatchRun/GetStatus; paper / live: submit and cancel;
+                                         # admin: settle UNKNOWN orders (with the order's paper / live)
     accounts = ["DU1234567"]             # optional: only these IB accounts (unset: every account)
     certificate_names = ["backend.internal"]  # optional: an mTLS client certificate CN or SAN that is this caller
 
@@ -43,6 +44,7 @@ class Permission(enum.StrEnum):
     READ = "read"
     PAPER = "paper"
     LIVE = "live"
+    ADMIN = "admin"
 
 
 class CallersFileError(ValueError):
@@ -76,8 +78,11 @@ class Caller:
 
 
 # The embedded default: on loopback without a callers file, everyone on this machine is "local".
-# Never live: live trading always needs a configured caller.
-LOCAL_CALLER = Caller("local", frozenset({Permission.READ, Permission.PAPER}))
+# Never live: live trading always needs a configured caller. It holds admin: settling an order
+# also needs the order's mode permission, so "local" can settle paper orders only, which it may
+# already place and cancel; and without a callers file there is no other caller to settle with,
+# so withholding it would leave an UNKNOWN paper order UNKNOWN for good.
+LOCAL_CALLER = Caller("local", frozenset({Permission.READ, Permission.PAPER, Permission.ADMIN}))
 
 
 def ib_account_id(written: str) -> str:
@@ -271,7 +276,7 @@ def add_caller(
         raise CallersFileError(f"caller name {name!r} must match {CALLER_NAME}")
     permissions = sorted(set(permissions))
     if not permissions:
-        raise CallersFileError(f"caller {name!r} needs at least one permission: read, paper, live")
+        raise CallersFileError(f"caller {name!r} needs at least one permission: read, paper, live, admin")
     if accounts is not None:
         accounts = list(accounts)
         if not accounts:

@@ -98,6 +98,7 @@ def run_to_proto(run: TradeRun, *, with_fills: bool) -> pb.Run:
         submitted_from=run.submitted_from or "",
         cancelled_by=run.cancelled_by or "",
         cancelled_at=timestamp(run.cancelled_at),
+        gateway=run.gateway or "",
     )
 
 

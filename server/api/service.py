@@ -29,6 +29,7 @@ from execgw.server.engine.bus import EventBus, Subscription
 from execgw.server.engine.engine import ExecutionEngine
 from execgw.server.engine.idempotency import existing_run
 from execgw.server.engine.limits import LimitBreached, PreTradeGate, PreTradeLimits
+from execgw.server.engine.registry import GatewayRegistry
 from execgw.server.engine.runs import (
     ClientOrderIdConflict,
     DatabaseUnavailable,
@@ -39,6 +40,7 @@ from execgw.server.engine.runs import (
 )
 from execgw.server.engine.store import Store
 from execgw.server.engine.stored_event import StoredEvent
+from execgw.server.engine.tail import ForeignRuns
 from execgw.server.engine.validation import (
     DEFAULT_RULES,
     OrderRequest,
@@ -74,7 +76,8 @@ class ServiceLimits:
 class ExecutionService(pb_grpc.ExecutionServiceServicer):
     def __init__(
         self, engine: ExecutionEngine, store: Store, bus: EventBus, limits: ServiceLimits,
-        metrics: ServiceMetrics | None = None,
+        metrics: ServiceMetrics | None = None, *,
+        foreign_runs: ForeignRuns | None = None, registry: GatewayRegistry | None = None,
     ) -> None:
         self._engine = engine
         self._store = store
@@ -82,7 +85,11 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         self._limits = limits
         self._watch_slots = WatchSlots(limits.max_watch_streams, limits.max_watch_streams_per_caller)
         self._encoded = EncodedEvents()
-        self._pre_trade = PreTradeGate(limits.pre_trade, store.open_runs)
+        # This gateway's runs only: its admission lock cannot hold back another gateway's runs.
+        self._pre_trade = PreTradeGate(limits.pre_trade, lambda: store.open_runs(engine.gateway_name))
+        # Runs other gateways on the database own: watched here through their stored events.
+        self._foreign_runs = foreign_runs or ForeignRuns(store, bus, engine.gateway_name)
+        self._registry = registry  # where the owner of another gateway's run serves
         self._metrics = metrics if metrics is not None else ServiceMetrics()  # the base records nothing: off
 
     @property
@@ -231,6 +238,8 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
             # the mode would tell it that the run exists, and is live.
             await _abort_no_such_run(context, request.run_id)
         await auth.require(context, Permission(run.mode))
+        if run.gateway != self._engine.gateway_name:
+            await self._refuse_cancel_of_foreign_run(run, context)
         log.info("CancelRun %s by %s from %s", request.run_id, caller.name, context.peer())
         try:
             run, outcomes = await self._engine.cancel_run(request.run_id, caller.name)
@@ -276,6 +285,7 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         # Subscribe before reading the events: an event committed in between is then in both,
         # and the sequence check below drops the second copy. Nothing falls between the two.
         subscription = self._bus.subscribe(request.run_id)
+        following = self._foreign_runs.follow(request.run_id, progress)  # another gateway's run: tailed
         last = request.after_sequence
         try:
             while True:
@@ -314,6 +324,21 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         finally:
             slot.release()
             self._bus.unsubscribe(subscription)
+            following.release()
+
+    async def _refuse_cancel_of_foreign_run(self, run: TradeRun, context: grpc.aio.ServicerContext) -> None:
+        """Only the run's own gateway holds the IB connection its orders went out on, and its
+        end (cancel, reconcile, decide) is that gateway's to run: nothing is changed here."""
+        try:
+            address = await self._registry.address_of(run.gateway) if self._registry is not None else None
+            where = f" at {address}" if address else " (not running now)"
+        except (OperationalError, InterfaceError):
+            where = ""  # the refusal does not depend on where the owner is
+        await abort_precondition(
+            context, grpc.StatusCode.FAILED_PRECONDITION, f"gateway:{run.gateway}",
+            f"run {run.id} is owned by gateway {run.gateway!r}{where}",
+            f"run {run.id} is owned by gateway {run.gateway!r}{where}: cancel it there; nothing was changed",
+        )
 
     async def _take_watch_slot(self, caller: Caller, context: grpc.aio.ServicerContext) -> WatchSlot:
         try:

@@ -234,6 +234,8 @@ SQLITE_COLUMN_ADDITIONS = (
     ("trade_runs", "submitted_from"),
     ("trade_runs", "cancelled_by"),
     ("trade_runs", "cancelled_at"),
+    # NOT NULL with the model's server default: old runs belong to the default gateway name.
+    ("trade_runs", "gateway"),
 )
 
 
@@ -252,7 +254,11 @@ def _bring_sqlite_columns_up(conn: Connection) -> list[str]:
     for table, column in SQLITE_COLUMN_ADDITIONS:
         columns = _sqlite_columns(conn, table)
         if columns and column not in columns:
-            sql_type = Base.metadata.tables[table].c[column].type.compile(dialect=conn.dialect)
+            model_column = Base.metadata.tables[table].c[column]
+            sql_type = model_column.type.compile(dialect=conn.dialect)
+            default = model_column.server_default
+            if default is not None:  # the only way SQLite adds a NOT NULL column
+                sql_type += f" NOT NULL DEFAULT {default.arg.text}"  # type: ignore[attr-defined]
             conn.exec_driver_sql(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {sql_type}')
             done.append(f"sqlite:add {table}.{column}")
     for step in done:

@@ -73,6 +73,11 @@ def _current_timestamp_on_update(element: _CurrentTimestampOnUpdate, compiler: S
     return "CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP"
 
 
+# The name a gateway has unless configured otherwise (Settings.gateway_name), and the owner of
+# every run recorded before gateways had names.
+DEFAULT_GATEWAY_NAME = "execgw"
+
+
 def utcnow() -> datetime:
     """Now, as the naive UTC datetime every column stores."""
     return datetime.now(UTC).replace(tzinfo=None)
@@ -150,6 +155,12 @@ class TradeRun(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime6, nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime6, nullable=False, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime6, nullable=True)
+    # The gateway (Settings.gateway_name) that took the run: only it sends, cancels, resumes and
+    # finishes the run; other gateways on the database serve it read-only. Runs from before
+    # several gateways (patch 20261130) belong to the default name.
+    gateway: Mapped[str] = mapped_column(
+        String(64), nullable=False, default=DEFAULT_GATEWAY_NAME, server_default=text(f"'{DEFAULT_GATEWAY_NAME}'")
+    )
 
     # lazy="raise": the writer runs off the event loop and hands objects over after commit, so an
     # accidental lazy load would be hidden I/O; load what you need with explicit queries or options.
@@ -272,6 +283,28 @@ class TradeEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     ib_time: Mapped[datetime | None] = mapped_column(DateTime6, nullable=True)
     stored_at: Mapped[datetime] = mapped_column(DateTime6, nullable=False, default=utcnow)
+
+
+class RegisteredGateway(Base):
+    """A gateway process that holds its name (server/engine/registry.py): one row per name, kept
+    fresh by a heartbeat, so that a second process given the same name refuses to start instead
+    of resuming the same runs. A process that stops in order marks its row stopped."""
+
+    __tablename__ = "gateways"
+    __table_args__ = (_MYSQL_TABLE,)
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Random per process: the heartbeat refreshes the row only while this process still holds it.
+    instance: Mapped[str] = mapped_column(CHAR(32), nullable=False)
+    # What other gateways tell callers to use for this one's runs (advertise_address, else the
+    # bound gRPC address); NULL until the port is bound.
+    address: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    host: Mapped[str] = mapped_column(String(255), nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime6, nullable=False)
+    # The database's clock (UTC) at the last heartbeat: the lease runs from here.
+    seen_at: Mapped[datetime] = mapped_column(DateTime6, nullable=False)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime6, nullable=True)
 
 
 class SchemaMigration(Base):

@@ -85,3 +85,16 @@ class EventBus:
             subscription.queue.put_nowait(None)
         except asyncio.QueueFull:
             pass
+
+    def deliver(self, events: list[StoredEvent]) -> None:
+        """To the runs' watchers only, not to the observers: events another gateway committed,
+        read here from the database (engine/tail.py). The journal and the metrics are the owning
+        gateway's; counted here as well, every order would be counted twice."""
+        for event in events:
+            for subscription in list(self._watchers.get(event.run_id, ())):
+                try:
+                    subscription.queue.put_nowait(event)
+                except asyncio.QueueFull:
+                    subscription.overflowed = True
+                    self.unsubscribe(subscription)
+                    self._wake(subscription)

@@ -21,7 +21,15 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import IntegrityError
 
-from execgw.server.db.models import EventKind, OrderStatus, RunStatus, TradeOrder, TradeRun, utcnow
+from execgw.server.db.models import (
+    DEFAULT_GATEWAY_NAME,
+    EventKind,
+    OrderStatus,
+    RunStatus,
+    TradeOrder,
+    TradeRun,
+    utcnow,
+)
 from execgw.server.engine import state
 from execgw.server.engine.account_guard import AccountGuard, EndpointAccountsMismatch
 from execgw.server.engine.answers import IbAnswers
@@ -44,6 +52,7 @@ from execgw.server.engine.runs import (
     RunNotFound,
 )
 from execgw.server.engine.sending import OrderSender
+from execgw.server.engine.settling import OrderSettler
 from execgw.server.engine.store import Store
 from execgw.server.engine.tasks import TaskSupervisor
 from execgw.server.engine.validation import OrderRequest, RunRequest
@@ -55,9 +64,11 @@ log = logging.getLogger(__name__)
 
 class ExecutionEngine:
     def __init__(
-        self, store: Store, bus: EventBus, timings: EngineTimings | None = None, account_guard: AccountGuard | None = None
+        self, store: Store, bus: EventBus, timings: EngineTimings | None = None, account_guard: AccountGuard | None = None,
+        gateway_name: str = DEFAULT_GATEWAY_NAME,
     ) -> None:
         self.store = store
+        self.gateway_name = gateway_name  # recorded on every run it takes: it owns them
         self.bus = bus
         self.timings = timings or EngineTimings()
         self._books = Books(store, bus)
@@ -73,11 +84,14 @@ class ExecutionEngine:
         self.reconciler = reconciler  # read by the metrics (reconciliations asked, failed, settled)
         self._endpoints = Endpoints(answers, reconciler, self._open_runs, self._tasks, account_guard)
         self._run_end = RunEnder(
-            self._books, self._open_runs, self._endpoints.sessions.get, reconciler, self._tasks, self.timings
+            self._books, self._open_runs, self._endpoints.sessions.get, reconciler, self._tasks, self.timings,
+            gateway_name,
         )
         self._reports = ReportIntake(
             self._books, self._endpoints, reconciler, self._run_end.finish_soon, self._tasks, self.timings
         )
+        # An operator's word on an UNKNOWN order (AdminService.SettleOrder), through the same books.
+        self.settler = OrderSettler(self._books, self._endpoints.sessions, self._run_end.finish_soon)
 
     # -- wiring -------------------------------------------------------------------------------
 
@@ -107,6 +121,16 @@ class ExecutionEngine:
     def connection_listeners(self) -> list[Callable[[str, bool], None]]:
         """Told (mode, ready) whenever an IB endpoint comes or goes."""
         return self._endpoints.listeners
+
+    def orders_waiting(self, mode: str) -> int:
+        """Orders queued for that endpoint and not sent yet (the operator's status)."""
+        sender = self._senders.get(mode)
+        return sender.waiting if sender is not None else 0
+
+    @property
+    def open_run_ids(self) -> list[str]:
+        """Runs this engine has open: taken here, or resumed after a restart."""
+        return list(self._open_runs)
 
     @property
     def poison_reports(self) -> int:
@@ -191,7 +215,7 @@ class ExecutionEngine:
             deadline_at = utcnow() + request.deadline
             try:
                 run = await self._books.commit(
-                    lambda rec: _create_run(rec, run_id, request, deadline_at, session, ids))
+                    lambda rec: _create_run(rec, run_id, request, deadline_at, session, ids, self.gateway_name))
             except IntegrityError:
                 # Another request with these client_order_ids committed first: answer as a retry
                 # would. (Its ids are never used: a gap in the ids is fine, a reversal is not.)
@@ -250,7 +274,8 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 
 def _create_run(
-    rec: Recorder, run_id: str, request: RunRequest, deadline_at: object, session: IBSession, ids: list[int]
+    rec: Recorder, run_id: str, request: RunRequest, deadline_at: object, session: IBSession, ids: list[int],
+    gateway: str,
 ) -> TradeRun:
     """The run and its orders as committed. They are returned loaded (orders, and their empty
     fills), so SubmitRun answers without reading back what it just wrote."""
@@ -259,7 +284,7 @@ def _create_run(
         id=run_id, mode=request.mode, account=request.account or None, status=RunStatus.RUNNING.value,
         status_reason="submitted", submitted_by=request.submitted_by or None, deadline_at=deadline_at,
         submitted_note=request.submitted_note or None, submitted_from=request.submitted_from or None,
-        last_sequence=0, created_at=now, updated_at=now, orders=[],
+        last_sequence=0, created_at=now, updated_at=now, gateway=gateway, orders=[],
     )
     rec.session.add(run)
     rec.session.flush()  # the run row first: events and orders refer to it

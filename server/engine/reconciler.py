@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from execgw.server.engine.answers import COMPLETED_ORDERS, OPEN_ORDERS, IbAnswers
+from execgw.server.engine.reconciliations import FULL, RUN_END, ReconciliationLog
 from execgw.server.engine.recorder import Recorder
 from execgw.server.ib.session import IBSession
 
@@ -60,6 +61,8 @@ class Reconciler:
         self.asked: Counter[tuple[str, str]] = Counter()
         self.failed: Counter[tuple[str, str]] = Counter()
         self.orders_settled: Counter[str] = Counter()
+        # What the last ones asked and found, for the operator's status (AdminService.GetStatus).
+        self.records = ReconciliationLog()
 
     async def reconcile(self, session: IBSession, symbols: frozenset[str] | None = None) -> bool:
         """Asks IB and waits until its answers are stored. In full (`symbols` None): open orders,
@@ -81,29 +84,35 @@ class Reconciler:
             if all(covered(scope) for scope in scopes):
                 return True
             started_at = loop.time()
-            counted = (session.endpoint.mode, "full" if symbols is None else "run_end")
+            counted = (session.endpoint.mode, FULL if symbols is None else RUN_END)
             self.asked[counted] += 1
+            record = self.records.begin(*counted)
             try:
                 if symbols is None:
                     await self._answers.ask(address, OPEN_ORDERS, session.request_open_orders, timeout)
                     await self._answers.ask(address, COMPLETED_ORDERS, session.request_completed_orders, timeout)
                 for scope in scopes:
                     req_id = session.new_request_id()
+                    self.records.expect_executions(record, address, req_id)
                     await self._answers.ask(
                         address, req_id, lambda r=req_id, s=scope: session.request_executions(r, s or ""), timeout
                     )
             except (TimeoutError, ConnectionError) as exc:
                 log.warning("reconciling with IB %s failed: %s", session.endpoint.mode, exc or "timeout")
                 self.failed[counted] += 1
+                self.records.end(record, failure=f"IB did not answer: {str(exc) or 'no answer in time'}")
                 return False
+            settled = 0
             if symbols is None:
                 try:
-                    await self._resolve_unknown_orders(session)
+                    settled = await self._resolve_unknown_orders(session)
                 except (OperationalError, InterfaceError) as exc:
                     log.warning("reconciliation with IB %s must wait for the database: %s",
                                 session.endpoint.mode, exc)
                     self.failed[counted] += 1
+                    self.records.end(record, failure=f"the database could not take the answers: {exc}")
                     return False
+            self.records.end(record, orders_settled=settled)
             for scope in scopes:
                 self._last[(address, scope)] = started_at
         return True
@@ -116,7 +125,8 @@ class Reconciler:
             await asyncio.sleep(delay)
             delay = min(delay * 2, max(MAX_RETRY_INTERVAL, self._retry_interval))
 
-    async def _resolve_unknown_orders(self, session: IBSession) -> None:
+    async def _resolve_unknown_orders(self, session: IBSession) -> int:
+        """Returns how many UNKNOWN orders it settled."""
         endpoint = session.endpoint
         day_began = ib_day_start(datetime.now(UTC), ZoneInfo(endpoint.time_zone))
 
@@ -140,3 +150,4 @@ class Reconciler:
             except ConnectionError as exc:
                 log.error("could not cancel IB order %d at IB (%s): it is cancelled in our books only; "
                           "check it in TWS", order_id, exc)
+        return settled[0]

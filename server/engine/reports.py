@@ -55,6 +55,10 @@ class ReportIntake:
         self.recovering = False
         self.poison_reports = 0  # IB reports that could not be applied (a bug), skipped and logged
         self.on_batch: Callable[[int], None] = lambda size: None  # told each batch's size (the metrics)
+        # Told True / False each time the database starts or stops taking the writer's transactions
+        # (health `execgw.database`, the outage count): a transition is seen where it happens, not
+        # by looking at database_ok often enough.
+        self.database_listeners: list[Callable[[bool], None]] = []
         # Commission reports that arrived before their execution. The writer thread only reads
         # it; it changes on the loop, after the transaction that used it committed, so a retried
         # transaction finds every report it needs again.
@@ -140,10 +144,12 @@ class ReportIntake:
         early = self._early_commissions
         merged_early: list[str] = []
         arrived_early: dict[str, ib.CommissionReport] = {}
+        answered: list[tuple[str, int, bool]] = []  # executions answering a reconciliation: stored anew?
 
         def work(rec: Recorder) -> tuple[set[str], list[tuple[str, str | None, int]]]:
             merged_early.clear()
             arrived_early.clear()
+            answered.clear()
             touched: set[str] = set()
             rec.prefetch(events)
             for event in events:
@@ -152,6 +158,8 @@ class ReportIntake:
                     order = rec.apply_order_status(event)
                 elif isinstance(event, ib.ExecutionReport):
                     fill = rec.record_fill(event)
+                    if event.req_id > 0:
+                        answered.append((event.endpoint, event.req_id, fill is not None))
                     if fill is not None:
                         order = rec.order_by_id(fill.order_id)
                         waiting = arrived_early.pop(fill.exec_id, None) or early.get(fill.exec_id)
@@ -182,7 +190,7 @@ class ReportIntake:
                 if self.database_ok:
                     log.error("database write failed (%s); holding %d IB events and retrying",
                               exc.orig if exc.orig is not None else exc, len(events) + self._inbox.qsize())
-                self.database_ok = False
+                    self._database_changed(False)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         for exec_id in merged_early:
@@ -190,7 +198,8 @@ class ReportIntake:
         early.update(arrived_early)
         if not self.database_ok:
             log.info("database is back; held IB events written")
-            self.database_ok = True
+            self._database_changed(True)
+        self._reconciler.records.executions_committed(answered)
         await self._books.committed(committed)
         for run_id in done_runs:
             self._finish_soon(run_id)
@@ -201,6 +210,15 @@ class ReportIntake:
             if session is not None and order_id:
                 log.warning("run %s is over but IB works its order %d: cancelling it", run_id, order_id)
                 self._tasks.spawn(_cancel_quietly(session, order_id), f"cancel-revived-{order_id}")
+
+    def _database_changed(self, ok: bool) -> None:
+        self.database_ok = ok
+        for listener in self.database_listeners:
+            try:
+                listener(ok)
+            except Exception:
+                # A listener's bug must not stop IB's reports from being written.
+                log.exception("a database state listener failed")
 
     async def _recover_dropped(self) -> None:
         """IB reports were dropped: new runs wait until every endpoint was reconciled in full."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from execgw.server.db.models import OrderStatus, RunStatus, TradeRun, utcnow
+from execgw.server.db.models import DEFAULT_GATEWAY_NAME, OrderStatus, RunStatus, TradeRun, utcnow
 from execgw.server.engine import state
 from execgw.server.engine.books import Books
 from execgw.server.engine.reconciler import Reconciler
@@ -32,6 +32,7 @@ class RunEnder:
         reconciler: Reconciler,
         tasks: TaskSupervisor,
         timings: EngineTimings,
+        gateway_name: str = DEFAULT_GATEWAY_NAME,
     ) -> None:
         self._books = books
         self._open_runs = open_runs
@@ -39,6 +40,7 @@ class RunEnder:
         self._reconciler = reconciler
         self._tasks = tasks
         self._timings = timings
+        self._gateway_name = gateway_name
 
     def open_run(self, run_id: str) -> OpenRun:
         return self._open_runs.setdefault(run_id, OpenRun())
@@ -112,8 +114,9 @@ class RunEnder:
     async def resume_open_runs(self) -> None:
         """Runs left RUNNING by a previous process get their deadlines back. The process may have
         died between writing an order and sending it, or missed IB's reports: their unfinished
-        orders are UNKNOWN until IB tells (reconciliation on connect)."""
-        open_runs = await self._books.store.open_runs()
+        orders are UNKNOWN until IB tells (reconciliation on connect). Only this gateway's own
+        runs: another gateway's are its to finish, over its own IB connection."""
+        open_runs = await self._books.store.open_runs(self._gateway_name)
         if not open_runs:
             return
         unfinished = await self._books.store.unfinished_orders([run_id for run_id, _ in open_runs])

@@ -35,6 +35,7 @@ class RunProgress(NamedTuple):
     account: str | None
     status: str
     last_sequence: int
+    gateway: str = ""  # the gateway that owns the run (TradeRun.gateway)
 
 
 class Store:
@@ -138,9 +139,10 @@ class Store:
 
         def query(session: Session) -> RunProgress | None:
             row = session.execute(
-                select(TradeRun.account, TradeRun.status, TradeRun.last_sequence).where(TradeRun.id == run_id)
+                select(TradeRun.account, TradeRun.status, TradeRun.last_sequence, TradeRun.gateway)
+                .where(TradeRun.id == run_id)
             ).one_or_none()
-            return None if row is None else RunProgress(row[0], row[1], row[2])
+            return None if row is None else RunProgress(row[0], row[1], row[2], row[3])
 
         return await (self.watch_read(query) if for_watcher else self.read(query))
 
@@ -185,14 +187,15 @@ class Store:
 
         return await self.read(query)
 
-    async def open_runs(self) -> list[tuple[str, datetime | None]]:
-        """(run id, deadline) of every run still RUNNING."""
+    async def open_runs(self, gateway: str | None = None) -> list[tuple[str, datetime | None]]:
+        """(run id, deadline) of every run still RUNNING; only those `gateway` owns when given
+        (several gateways share the database, and each resumes and counts only its own)."""
 
         def query(session: Session) -> list[tuple[str, datetime | None]]:
-            rows = session.execute(
-                select(TradeRun.id, TradeRun.deadline_at).where(TradeRun.status == RunStatus.RUNNING.value)
-            )
-            return [(row[0], row[1]) for row in rows]
+            stmt = select(TradeRun.id, TradeRun.deadline_at).where(TradeRun.status == RunStatus.RUNNING.value)
+            if gateway is not None:
+                stmt = stmt.where(TradeRun.gateway == gateway)
+            return [(row[0], row[1]) for row in session.execute(stmt)]
 
         return await self.read(query)
 

@@ -24,7 +24,7 @@ resumed run's mode could not be read); every configured mode shows, at 0 until i
 | `execgw_reports_dropped` | gauge | | reports dropped past the hold bound, awaiting reconciliation (0 again once it starts) |
 | `execgw_reports_poison_total` | counter | | reports that could not be applied (a bug), logged and skipped |
 | `execgw_database_ok` | gauge | | 1 while the database takes the writer's transactions |
-| `execgw_database_outages_total` | counter | | times it stopped taking them (`outages.py`: looked at every 100 ms) |
+| `execgw_database_outages_total` | counter | | times it stopped taking them (`outages.py`: told by the report intake at each transition) |
 | `execgw_accepting_runs` | gauge | | 1 while SubmitRun takes new runs (database ok, nothing dropped or being recovered) |
 | `execgw_pacing_wait_seconds` | summary | mode | time outgoing IB requests waited for their pacing turn (count: turns taken) |
 | `execgw_reconciliations_total` | counter | mode, scope = full, run_end | reconciliations that asked IB |

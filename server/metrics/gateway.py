@@ -1,6 +1,6 @@
 """One gateway's metrics: its own registry (never prometheus_client's global one: a process may
 run several gateways, the tests do), the bus observer, the hooks the service calls, the outage
-watch, and the HTTP server. Created only when `metrics_listen` is set."""
+count, and the HTTP server. Created only when `metrics_listen` is set."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from execgw.server.engine.bus import EventBus
 from execgw.server.engine.engine import ExecutionEngine
 from execgw.server.engine.store import Store
 from execgw.server.engine.stored_event import StoredEvent
-from execgw.server.engine.tasks import TaskSupervisor
 from execgw.server.metrics.activity import TradingActivity
 from execgw.server.metrics.buckets import BATCH_SIZES, SECONDS, LoopHistogram
 from execgw.server.metrics.collector import GatewayCollector
@@ -47,7 +46,6 @@ class GatewayMetrics:
         self.service = _RecordingServiceMetrics(self)
         self.engine: ExecutionEngine | None = None
         self.open_watch_streams: Callable[[], int] | None = None
-        self._tasks = TaskSupervisor()
         self._server = MetricsServer(self.registry)
         self.registry.register(GatewayCollector(self))
 
@@ -62,14 +60,12 @@ class GatewayMetrics:
         self.activity.use_lookup(lambda run_ids: _modes_of(store, run_ids))
         # Called by ReportIntake with each writer transaction's batch size.
         engine.reports.on_batch = self.writer_batches.observe
-        reports = engine.reports
-        self._tasks.spawn(self.outages.run(lambda: reports.database_ok), "metrics-database-outages")
+        engine.reports.database_listeners.append(self.outages.database_changed)
 
     def attach_service(self, service: ExecutionService) -> None:
         self.open_watch_streams = lambda: service.open_watch_streams
 
     async def stop(self) -> None:
-        await self._tasks.stop()
         await self.activity.stop()
         await self._server.stop()
 

@@ -1,30 +1,21 @@
-"""Database outages counted by watching the report intake's `database_ok` on the loop.
+"""Database outages counted as the report intake marks the database down.
 
-The intake says only whether the database takes writes now, not how often it stopped: a scrape
-every 15 s would miss most outages. An outage lasts at least the intake's first retry delay
-(200 ms: it marks the database down, sleeps, writes again), so a look every 100 ms sees each one.
-A counter kept by the intake itself would be exact and make this unnecessary.
+The intake tells its listeners each time the database stops or starts taking the writer's
+transactions (`ReportIntake.database_listeners`), so every outage is counted once, however
+short or long: a scrape every 15 s would miss most of them, and looking at `database_ok` on a
+timer could miss one shorter than its period.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
-PERIOD = 0.1  # seconds between looks; below the intake's first retry delay
-
 
 class OutageWatch:
-    def __init__(self, period: float = PERIOD) -> None:
-        self._period = period
-        self.outages = 0  # transitions from ok to not ok
+    def __init__(self) -> None:
+        self.outages = 0  # transitions from taking writes to not
+        self._ok = True
 
-    async def run(self, database_ok: Callable[[], bool]) -> None:
-        """Until cancelled (at shutdown)."""
-        was_ok = True
-        while True:
-            ok = database_ok()
-            if was_ok and not ok:
-                self.outages += 1
-            was_ok = ok
-            await asyncio.sleep(self._period)
+    def database_changed(self, ok: bool) -> None:
+        """The intake's listener; on the loop. A repeated "down" is the same outage."""
+        if self._ok and not ok:
+            self.outages += 1
+        self._ok = ok

@@ -213,8 +213,12 @@ def test_least_privileged_accounts_migrate_and_run_a_whole_run(accounts: Account
         fills: list[Any] = list(cursor.fetchall())
         cursor.execute("SELECT status FROM trade_runs WHERE id = %s", (run.run_id,))
         (status,) = cursor.fetchone()
+        # The registry of live gateways: claimed at start, released at the stop, as this account.
+        cursor.execute("SELECT name, stopped_at IS NOT NULL FROM gateways")
+        registered = cursor.fetchall()
     assert len(fills) == 1 and fills[0][0] and fills[0][1] == 10 and fills[0][2] is not None, fills
     assert status == "SUCCESS"
+    assert registered == (("execgw", 1),), registered
 
     # 4) The runtime account can change no table and delete nothing; the migration account can
     #    drop and delete nothing either.

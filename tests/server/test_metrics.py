@@ -56,8 +56,9 @@ def metrics_threads() -> list[threading.Thread]:
 def test_metrics_count_runs_orders_fills_and_watchers_as_they_happened(start_gateway, eventually):
     scenario = {"symbols": {"IBM": {"outcome": "rest"}, "TSLA": {"outcome": "reject"}}}
     live = start_gateway(scenario, metrics_listen="127.0.0.1:0")
-    # Another gateway in the same process: it counts only its own (a registry each, never the global one).
-    other = start_gateway(metrics_listen="127.0.0.1:0")
+    # Another gateway in the same process (and database, so under a name of its own): it counts
+    # only its own (a registry each, never the global one).
+    other = start_gateway(metrics_listen="127.0.0.1:0", gateway_name="other")
     port, other_port = live.gateway.gateway.metrics_port, other.gateway.gateway.metrics_port
     assert port and other_port and port != other_port
 

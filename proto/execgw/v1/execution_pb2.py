@@ -26,21 +26,21 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x65xecgw/v1/execution.proto\x12\texecgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x01\n\tOrderSpec\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x10\n\x08sec_type\x18\x03 \x01(\t\x12\x10\n\x08\x65xchange\x18\x04 \x01(\t\x12\x18\n\x10primary_exchange\x18\x05 \x01(\t\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\"\n\x04side\x18\x07 \x01(\x0e\x32\x14.execgw.v1.OrderSide\x12\x10\n\x08quantity\x18\x08 \x01(\x01\x12\x12\n\norder_type\x18\t \x01(\t\"\xa5\x02\n\x04\x46ill\x12\x0f\n\x07\x65xec_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x01\x12\r\n\x05price\x18\x03 \x01(\x01\x12\x17\n\ncommission\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x1b\n\x13\x63ommission_currency\x18\x05 \x01(\t\x12\x19\n\x0crealized_pnl\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12.\n\ntrade_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63urrency\x18\x08 \x01(\t\x12\x10\n\x08\x65xchange\x18\t \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\n \x01(\t\x12\x15\n\rsuperseded_by\x18\x0b \x01(\tB\r\n\x0b_commissionB\x0f\n\r_realized_pnl\"\xc3\x02\n\x05Order\x12\"\n\x04spec\x18\x01 \x01(\x0b\x32\x14.execgw.v1.OrderSpec\x12&\n\x06status\x18\x02 \x01(\x0e\x32\x16.execgw.v1.OrderStatus\x12\x17\n\x0f\x66illed_quantity\x18\x03 \x01(\x01\x12\x1b\n\x0e\x61vg_fill_price\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x0bib_order_id\x18\x05 \x01(\x03\x12\x12\n\nib_perm_id\x18\x06 \x01(\x03\x12\x15\n\rstatus_reason\x18\x07 \x01(\t\x12\x34\n\x10last_status_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x05\x66ills\x18\t \x03(\x0b\x32\x0f.execgw.v1.Fill\x12\x0f\n\x07\x61\x63\x63ount\x18\n \x01(\tB\x11\n\x0f_avg_fill_price\"\x92\x04\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12$\n\x04mode\x18\x02 \x01(\x0e\x32\x16.execgw.v1.TradingMode\x12\x0f\n\x07\x61\x63\x63ount\x18\x03 \x01(\t\x12$\n\x06status\x18\x04 \x01(\x0e\x32\x14.execgw.v1.RunStatus\x12\x15\n\rstatus_reason\x18\x05 \x01(\t\x12\x14\n\x0csubmitted_by\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65\x61\x64line_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x06orders\x18\x0b \x03(\x0b\x32\x10.execgw.v1.Order\x12\x15\n\rlast_sequence\x18\x0c \x01(\x03\x12\x16\n\x0esubmitted_note\x18\r \x01(\t\x12\x16\n\x0esubmitted_from\x18\x0e \x01(\t\x12\x14\n\x0c\x63\x61ncelled_by\x18\x0f \x01(\t\x12\x30\n\x0c\x63\x61ncelled_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc8\x01\n\x10SubmitRunRequest\x12$\n\x04mode\x18\x01 \x01(\x0e\x32\x16.execgw.v1.TradingMode\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12$\n\x06orders\x18\x03 \x03(\x0b\x32\x14.execgw.v1.OrderSpec\x12+\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0csubmitted_by\x18\x05 \x01(\t\x12\x14\n\x0c\x63onfirm_live\x18\x06 \x01(\t\"B\n\x11SubmitRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.execgw.v1.Run\x12\x10\n\x08\x65xisting\x18\x02 \x01(\x08\"9\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"n\n\x10WatchRunResponse\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.execgw.v1.RunEventH\x00\x12)\n\theartbeat\x18\x02 \x01(\x0b\x32\x14.execgw.v1.HeartbeatH\x00\x42\t\n\x07message\"S\n\tHeartbeat\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_sequence\x18\x02 \x01(\x03\"\xdd\x02\n\x08RunEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12/\n\x0breported_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tstored_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0corder_status\x18\n \x01(\x0b\x32\x1d.execgw.v1.OrderStatusChangedH\x00\x12\'\n\x04\x66ill\x18\x0b \x01(\x0b\x32\x17.execgw.v1.FillReportedH\x00\x12\x33\n\ncommission\x18\x0c \x01(\x0b\x32\x1d.execgw.v1.CommissionReportedH\x00\x12\x31\n\nrun_status\x18\r \x01(\x0b\x32\x1b.execgw.v1.RunStatusChangedH\x00\x42\x07\n\x05\x65vent\"\xb7\x02\n\x12OrderStatusChanged\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x13\n\x0bib_order_id\x18\x02 \x01(\x03\x12&\n\x06status\x18\x03 \x01(\x0e\x32\x16.execgw.v1.OrderStatus\x12/\n\x0fprevious_status\x18\x04 \x01(\x0e\x32\x16.execgw.v1.OrderStatus\x12\x17\n\x0f\x66illed_quantity\x18\x05 \x01(\x01\x12\x1a\n\x12remaining_quantity\x18\x06 \x01(\x01\x12\x1b\n\x0e\x61vg_fill_price\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\nib_perm_id\x18\x08 \x01(\x03\x12\x11\n\tib_status\x18\t \x01(\t\x12\x0e\n\x06reason\x18\n \x01(\tB\x11\n\x0f_avg_fill_price\"\x9d\x01\n\x0c\x46illReported\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x1d\n\x04\x66ill\x18\x02 \x01(\x0b\x32\x0f.execgw.v1.Fill\x12\x18\n\x10\x63orrects_exec_id\x18\x03 \x01(\t\x12\x1d\n\x15order_filled_quantity\x18\x04 \x01(\x01\x12\x1c\n\x14order_avg_fill_price\x18\x05 \x01(\x01\"\x90\x01\n\x12\x43ommissionReported\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\x12\x12\n\ncommission\x18\x03 \x01(\x01\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x19\n\x0crealized_pnl\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x0f\n\r_realized_pnl\"\x86\x01\n\x10RunStatusChanged\x12$\n\x06status\x18\x01 \x01(\x0e\x32\x14.execgw.v1.RunStatus\x12-\n\x0fprevious_status\x18\x02 \x01(\x0e\x32\x14.execgw.v1.RunStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\r\n\x05\x66inal\x18\x04 \x01(\x08\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"-\n\x0eGetRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.execgw.v1.Run\"8\n\x0fListRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"I\n\x10ListRunsResponse\x12\x1c\n\x04runs\x18\x01 \x03(\x0b\x32\x0e.execgw.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x8c\x01\n\x12OrderCancelOutcome\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x13\n\x0bib_order_id\x18\x02 \x01(\x03\x12&\n\x06status\x18\x03 \x01(\x0e\x32\x16.execgw.v1.OrderStatus\x12\x0f\n\x07ib_code\x18\x04 \x01(\x05\x12\x0f\n\x07message\x18\x05 \x01(\t\"a\n\x11\x43\x61ncelRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.execgw.v1.Run\x12/\n\x08outcomes\x18\x02 \x03(\x0b\x32\x1d.execgw.v1.OrderCancelOutcome*Z\n\x0bTradingMode\x12\x1c\n\x18TRADING_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12TRADING_MODE_PAPER\x10\x01\x12\x15\n\x11TRADING_MODE_LIVE\x10\x02*P\n\tOrderSide\x12\x1a\n\x16ORDER_SIDE_UNSPECIFIED\x10\x00\x12\x12\n\x0eORDER_SIDE_BUY\x10\x01\x12\x13\n\x0fORDER_SIDE_SELL\x10\x02*\x90\x02\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bORDER_STATUS_PENDING_SUBMIT\x10\x01\x12\x1a\n\x16ORDER_STATUS_SUBMITTED\x10\x02\x12!\n\x1dORDER_STATUS_PARTIALLY_FILLED\x10\x03\x12\x17\n\x13ORDER_STATUS_FILLED\x10\x04\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x05\x12\x19\n\x15ORDER_STATUS_REJECTED\x10\x06\x12\x19\n\x15ORDER_STATUS_INACTIVE\x10\x07\x12\x18\n\x14ORDER_STATUS_UNKNOWN\x10\x08*\xa0\x01\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_STATUS_RUNNING\x10\x01\x12\x16\n\x12RUN_STATUS_SUCCESS\x10\x02\x12\x16\n\x12RUN_STATUS_PARTIAL\x10\x03\x12\x15\n\x11RUN_STATUS_FAILED\x10\x04\x12\x18\n\x14RUN_STATUS_CANCELLED\x10\x05\x32\xed\x02\n\x10\x45xecutionService\x12\x46\n\tSubmitRun\x12\x1b.execgw.v1.SubmitRunRequest\x1a\x1c.execgw.v1.SubmitRunResponse\x12\x45\n\x08WatchRun\x12\x1a.execgw.v1.WatchRunRequest\x1a\x1b.execgw.v1.WatchRunResponse0\x01\x12=\n\x06GetRun\x12\x18.execgw.v1.GetRunRequest\x1a\x19.execgw.v1.GetRunResponse\x12\x43\n\x08ListRuns\x12\x1a.execgw.v1.ListRunsRequest\x1a\x1b.execgw.v1.ListRunsResponse\x12\x46\n\tCancelRun\x12\x1b.execgw.v1.CancelRunRequest\x1a\x1c.execgw.v1.CancelRunResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x65xecgw/v1/execution.proto\x12\texecgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x01\n\tOrderSpec\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x10\n\x08sec_type\x18\x03 \x01(\t\x12\x10\n\x08\x65xchange\x18\x04 \x01(\t\x12\x18\n\x10primary_exchange\x18\x05 \x01(\t\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\"\n\x04side\x18\x07 \x01(\x0e\x32\x14.execgw.v1.OrderSide\x12\x10\n\x08quantity\x18\x08 \x01(\x01\x12\x12\n\norder_type\x18\t \x01(\t\"\xa5\x02\n\x04\x46ill\x12\x0f\n\x07\x65xec_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x01\x12\r\n\x05price\x18\x03 \x01(\x01\x12\x17\n\ncommission\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x1b\n\x13\x63ommission_currency\x18\x05 \x01(\t\x12\x19\n\x0crealized_pnl\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12.\n\ntrade_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x63urrency\x18\x08 \x01(\t\x12\x10\n\x08\x65xchange\x18\t \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\n \x01(\t\x12\x15\n\rsuperseded_by\x18\x0b \x01(\tB\r\n\x0b_commissionB\x0f\n\r_realized_pnl\"\xc3\x02\n\x05Order\x12\"\n\x04spec\x18\x01 \x01(\x0b\x32\x14.execgw.v1.OrderSpec\x12&\n\x06status\x18\x02 \x01(\x0e\x32\x16.execgw.v1.OrderStatus\x12\x17\n\x0f\x66illed_quantity\x18\x03 \x01(\x01\x12\x1b\n\x0e\x61vg_fill_price\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x0bib_order_id\x18\x05 \x01(\x03\x12\x12\n\nib_perm_id\x18\x06 \x01(\x03\x12\x15\n\rstatus_reason\x18\x07 \x01(\t\x12\x34\n\x10last_status_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x05\x66ills\x18\t \x03(\x0b\x32\x0f.execgw.v1.Fill\x12\x0f\n\x07\x61\x63\x63ount\x18\n \x01(\tB\x11\n\x0f_avg_fill_price\"\xa3\x04\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12$\n\x04mode\x18\x02 \x01(\x0e\x32\x16.execgw.v1.TradingMode\x12\x0f\n\x07\x61\x63\x63ount\x18\x03 \x01(\t\x12$\n\x06status\x18\x04 \x01(\x0e\x32\x14.execgw.v1.RunStatus\x12\x15\n\rstatus_reason\x18\x05 \x01(\t\x12\x14\n\x0csubmitted_by\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65\x61\x64line_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x06orders\x18\x0b \x03(\x0b\x32\x10.execgw.v1.Order\x12\x15\n\rlast_sequence\x18\x0c \x01(\x03\x12\x16\n\x0esubmitted_note\x18\r \x01(\t\x12\x16\n\x0esubmitted_from\x18\x0e \x01(\t\x12\x14\n\x0c\x63\x61ncelled_by\x18\x0f \x01(\t\x12\x30\n\x0c\x63\x61ncelled_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07gateway\x18\x11 \x01(\t\"\xc8\x01\n\x10SubmitRunRequest\x12$\n\x04mode\x18\x01 \x01(\x0e\x32\x16.execgw.v1.TradingMode\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12$\n\x06orders\x18\x03 \x03(\x0b\x32\x14.execgw.v1.OrderSpec\x12+\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0csubmitted_by\x18\x05 \x01(\t\x12\x14\n\x0c\x63onfirm_live\x18\x06 \x01(\t\"B\n\x11SubmitRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.execgw.v1.Run\x12\x10\n\x08\x65xisting\x18\x02 \x01(\x08\"9\n\x0fWatchRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"n\n\x10WatchRunResponse\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x13.execgw.v1.RunEventH\x00\x12)\n\theartbeat\x18\x02 \x01(\x0b\x32\x14.execgw.v1.HeartbeatH\x00\x42\t\n\x07message\"S\n\tHeartbeat\x12/\n\x0bserver_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_sequence\x18\x02 \x01(\x03\"\xdd\x02\n\x08RunEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12/\n\x0breported_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tstored_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0corder_status\x18\n \x01(\x0b\x32\x1d.execgw.v1.OrderStatusChangedH\x00\x12\'\n\x04\x66ill\x18\x0b \x01(\x0b\x32\x17.execgw.v1.FillReportedH\x00\x12\x33\n\ncommission\x18\x0c \x01(\x0b\x32\x1d.execgw.v1.CommissionReportedH\x00\x12\x31\n\nrun_status\x18\r \x01(\x0b\x32\x1b.execgw.v1.RunStatusChangedH\x00\x42\x07\n\x05\x65vent\"\xb7\x02\n\x12OrderStatusChanged\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x13\n\x0bib_order_id\x18\x02 \x01(\x03\x12&\n\x06status\x18\x03 \x01(\x0e\x32\x16.execgw.v1.OrderStatus\x12/\n\x0fprevious_status\x18\x04 \x01(\x0e\x32\x16.execgw.v1.OrderStatus\x12\x17\n\x0f\x66illed_quantity\x18\x05 \x01(\x01\x12\x1a\n\x12remaining_quantity\x18\x06 \x01(\x01\x12\x1b\n\x0e\x61vg_fill_price\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\nib_perm_id\x18\x08 \x01(\x03\x12\x11\n\tib_status\x18\t \x01(\t\x12\x0e\n\x06reason\x18\n \x01(\tB\x11\n\x0f_avg_fill_price\"\x9d\x01\n\x0c\x46illReported\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x1d\n\x04\x66ill\x18\x02 \x01(\x0b\x32\x0f.execgw.v1.Fill\x12\x18\n\x10\x63orrects_exec_id\x18\x03 \x01(\t\x12\x1d\n\x15order_filled_quantity\x18\x04 \x01(\x01\x12\x1c\n\x14order_avg_fill_price\x18\x05 \x01(\x01\"\x90\x01\n\x12\x43ommissionReported\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\x12\x12\n\ncommission\x18\x03 \x01(\x01\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x19\n\x0crealized_pnl\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x0f\n\r_realized_pnl\"\x86\x01\n\x10RunStatusChanged\x12$\n\x06status\x18\x01 \x01(\x0e\x32\x14.execgw.v1.RunStatus\x12-\n\x0fprevious_status\x18\x02 \x01(\x0e\x32\x14.execgw.v1.RunStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\r\n\x05\x66inal\x18\x04 \x01(\x08\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"-\n\x0eGetRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.execgw.v1.Run\"8\n\x0fListRunsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"I\n\x10ListRunsResponse\x12\x1c\n\x04runs\x18\x01 \x03(\x0b\x32\x0e.execgw.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x8c\x01\n\x12OrderCancelOutcome\x12\x17\n\x0f\x63lient_order_id\x18\x01 \x01(\t\x12\x13\n\x0bib_order_id\x18\x02 \x01(\x03\x12&\n\x06status\x18\x03 \x01(\x0e\x32\x16.execgw.v1.OrderStatus\x12\x0f\n\x07ib_code\x18\x04 \x01(\x05\x12\x0f\n\x07message\x18\x05 \x01(\t\"a\n\x11\x43\x61ncelRunResponse\x12\x1b\n\x03run\x18\x01 \x01(\x0b\x32\x0e.execgw.v1.Run\x12/\n\x08outcomes\x18\x02 \x03(\x0b\x32\x1d.execgw.v1.OrderCancelOutcome*Z\n\x0bTradingMode\x12\x1c\n\x18TRADING_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12TRADING_MODE_PAPER\x10\x01\x12\x15\n\x11TRADING_MODE_LIVE\x10\x02*P\n\tOrderSide\x12\x1a\n\x16ORDER_SIDE_UNSPECIFIED\x10\x00\x12\x12\n\x0eORDER_SIDE_BUY\x10\x01\x12\x13\n\x0fORDER_SIDE_SELL\x10\x02*\x90\x02\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bORDER_STATUS_PENDING_SUBMIT\x10\x01\x12\x1a\n\x16ORDER_STATUS_SUBMITTED\x10\x02\x12!\n\x1dORDER_STATUS_PARTIALLY_FILLED\x10\x03\x12\x17\n\x13ORDER_STATUS_FILLED\x10\x04\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x05\x12\x19\n\x15ORDER_STATUS_REJECTED\x10\x06\x12\x19\n\x15ORDER_STATUS_INACTIVE\x10\x07\x12\x18\n\x14ORDER_STATUS_UNKNOWN\x10\x08*\xa0\x01\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_STATUS_RUNNING\x10\x01\x12\x16\n\x12RUN_STATUS_SUCCESS\x10\x02\x12\x16\n\x12RUN_STATUS_PARTIAL\x10\x03\x12\x15\n\x11RUN_STATUS_FAILED\x10\x04\x12\x18\n\x14RUN_STATUS_CANCELLED\x10\x05\x32\xed\x02\n\x10\x45xecutionService\x12\x46\n\tSubmitRun\x12\x1b.execgw.v1.SubmitRunRequest\x1a\x1c.execgw.v1.SubmitRunResponse\x12\x45\n\x08WatchRun\x12\x1a.execgw.v1.WatchRunRequest\x1a\x1b.execgw.v1.WatchRunResponse0\x01\x12=\n\x06GetRun\x12\x18.execgw.v1.GetRunRequest\x1a\x19.execgw.v1.GetRunResponse\x12\x43\n\x08ListRuns\x12\x1a.execgw.v1.ListRunsRequest\x1a\x1b.execgw.v1.ListRunsResponse\x12\x46\n\tCancelRun\x12\x1b.execgw.v1.CancelRunRequest\x1a\x1c.execgw.v1.CancelRunResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'execgw.v1.execution_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRADINGMODE']._serialized_start=3597
-  _globals['_TRADINGMODE']._serialized_end=3687
-  _globals['_ORDERSIDE']._serialized_start=3689
-  _globals['_ORDERSIDE']._serialized_end=3769
-  _globals['_ORDERSTATUS']._serialized_start=3772
-  _globals['_ORDERSTATUS']._serialized_end=4044
-  _globals['_RUNSTATUS']._serialized_start=4047
-  _globals['_RUNSTATUS']._serialized_end=4207
+  _globals['_TRADINGMODE']._serialized_start=3614
+  _globals['_TRADINGMODE']._serialized_end=3704
+  _globals['_ORDERSIDE']._serialized_start=3706
+  _globals['_ORDERSIDE']._serialized_end=3786
+  _globals['_ORDERSTATUS']._serialized_start=3789
+  _globals['_ORDERSTATUS']._serialized_end=4061
+  _globals['_RUNSTATUS']._serialized_start=4064
+  _globals['_RUNSTATUS']._serialized_end=4224
   _globals['_ORDERSPEC']._serialized_start=106
   _globals['_ORDERSPEC']._serialized_end=312
   _globals['_FILL']._serialized_start=315
@@ -48,41 +48,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ORDER']._serialized_start=611
   _globals['_ORDER']._serialized_end=934
   _globals['_RUN']._serialized_start=937
-  _globals['_RUN']._serialized_end=1467
-  _globals['_SUBMITRUNREQUEST']._serialized_start=1470
-  _globals['_SUBMITRUNREQUEST']._serialized_end=1670
-  _globals['_SUBMITRUNRESPONSE']._serialized_start=1672
-  _globals['_SUBMITRUNRESPONSE']._serialized_end=1738
-  _globals['_WATCHRUNREQUEST']._serialized_start=1740
-  _globals['_WATCHRUNREQUEST']._serialized_end=1797
-  _globals['_WATCHRUNRESPONSE']._serialized_start=1799
-  _globals['_WATCHRUNRESPONSE']._serialized_end=1909
-  _globals['_HEARTBEAT']._serialized_start=1911
-  _globals['_HEARTBEAT']._serialized_end=1994
-  _globals['_RUNEVENT']._serialized_start=1997
-  _globals['_RUNEVENT']._serialized_end=2346
-  _globals['_ORDERSTATUSCHANGED']._serialized_start=2349
-  _globals['_ORDERSTATUSCHANGED']._serialized_end=2660
-  _globals['_FILLREPORTED']._serialized_start=2663
-  _globals['_FILLREPORTED']._serialized_end=2820
-  _globals['_COMMISSIONREPORTED']._serialized_start=2823
-  _globals['_COMMISSIONREPORTED']._serialized_end=2967
-  _globals['_RUNSTATUSCHANGED']._serialized_start=2970
-  _globals['_RUNSTATUSCHANGED']._serialized_end=3104
-  _globals['_GETRUNREQUEST']._serialized_start=3106
-  _globals['_GETRUNREQUEST']._serialized_end=3137
-  _globals['_GETRUNRESPONSE']._serialized_start=3139
-  _globals['_GETRUNRESPONSE']._serialized_end=3184
-  _globals['_LISTRUNSREQUEST']._serialized_start=3186
-  _globals['_LISTRUNSREQUEST']._serialized_end=3242
-  _globals['_LISTRUNSRESPONSE']._serialized_start=3244
-  _globals['_LISTRUNSRESPONSE']._serialized_end=3317
-  _globals['_CANCELRUNREQUEST']._serialized_start=3319
-  _globals['_CANCELRUNREQUEST']._serialized_end=3353
-  _globals['_ORDERCANCELOUTCOME']._serialized_start=3356
-  _globals['_ORDERCANCELOUTCOME']._serialized_end=3496
-  _globals['_CANCELRUNRESPONSE']._serialized_start=3498
-  _globals['_CANCELRUNRESPONSE']._serialized_end=3595
-  _globals['_EXECUTIONSERVICE']._serialized_start=4210
-  _globals['_EXECUTIONSERVICE']._serialized_end=4575
+  _globals['_RUN']._serialized_end=1484
+  _globals['_SUBMITRUNREQUEST']._serialized_start=1487
+  _globals['_SUBMITRUNREQUEST']._serialized_end=1687
+  _globals['_SUBMITRUNRESPONSE']._serialized_start=1689
+  _globals['_SUBMITRUNRESPONSE']._serialized_end=1755
+  _globals['_WATCHRUNREQUEST']._serialized_start=1757
+  _globals['_WATCHRUNREQUEST']._serialized_end=1814
+  _globals['_WATCHRUNRESPONSE']._serialized_start=1816
+  _globals['_WATCHRUNRESPONSE']._serialized_end=1926
+  _globals['_HEARTBEAT']._serialized_start=1928
+  _globals['_HEARTBEAT']._serialized_end=2011
+  _globals['_RUNEVENT']._serialized_start=2014
+  _globals['_RUNEVENT']._serialized_end=2363
+  _globals['_ORDERSTATUSCHANGED']._serialized_start=2366
+  _globals['_ORDERSTATUSCHANGED']._serialized_end=2677
+  _globals['_FILLREPORTED']._serialized_start=2680
+  _globals['_FILLREPORTED']._serialized_end=2837
+  _globals['_COMMISSIONREPORTED']._serialized_start=2840
+  _globals['_COMMISSIONREPORTED']._serialized_end=2984
+  _globals['_RUNSTATUSCHANGED']._serialized_start=2987
+  _globals['_RUNSTATUSCHANGED']._serialized_end=3121
+  _globals['_GETRUNREQUEST']._serialized_start=3123
+  _globals['_GETRUNREQUEST']._serialized_end=3154
+  _globals['_GETRUNRESPONSE']._serialized_start=3156
+  _globals['_GETRUNRESPONSE']._serialized_end=3201
+  _globals['_LISTRUNSREQUEST']._serialized_start=3203
+  _globals['_LISTRUNSREQUEST']._serialized_end=3259
+  _globals['_LISTRUNSRESPONSE']._serialized_start=3261
+  _globals['_LISTRUNSRESPONSE']._serialized_end=3334
+  _globals['_CANCELRUNREQUEST']._serialized_start=3336
+  _globals['_CANCELRUNREQUEST']._serialized_end=3370
+  _globals['_ORDERCANCELOUTCOME']._serialized_start=3373
+  _globals['_ORDERCANCELOUTCOME']._serialized_end=3513
+  _globals['_CANCELRUNRESPONSE']._serialized_start=3515
+  _globals['_CANCELRUNRESPONSE']._serialized_end=3612
+  _globals['_EXECUTIONSERVICE']._serialized_start=4227
+  _globals['_EXECUTIONSERVICE']._serialized_end=4592
 # @@protoc_insertion_point(module_scope)

@@ -138,7 +138,7 @@ class Order(_message.Message):
     def __init__(self, spec: _Optional[_Union[OrderSpec, _Mapping]] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., filled_quantity: _Optional[float] = ..., avg_fill_price: _Optional[float] = ..., ib_order_id: _Optional[int] = ..., ib_perm_id: _Optional[int] = ..., status_reason: _Optional[str] = ..., last_status_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fills: _Optional[_Iterable[_Union[Fill, _Mapping]]] = ..., account: _Optional[str] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "mode", "account", "status", "status_reason", "submitted_by", "created_at", "updated_at", "deadline_at", "finished_at", "orders", "last_sequence", "submitted_note", "submitted_from", "cancelled_by", "cancelled_at")
+    __slots__ = ("run_id", "mode", "account", "status", "status_reason", "submitted_by", "created_at", "updated_at", "deadline_at", "finished_at", "orders", "last_sequence", "submitted_note", "submitted_from", "cancelled_by", "cancelled_at", "gateway")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +155,7 @@ class Run(_message.Message):
     SUBMITTED_FROM_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_BY_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_AT_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     mode: TradingMode
     account: str
@@ -171,7 +172,8 @@ class Run(_message.Message):
     submitted_from: str
     cancelled_by: str
     cancelled_at: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., mode: _Optional[_Union[TradingMode, str]] = ..., account: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., status_reason: _Optional[str] = ..., submitted_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., orders: _Optional[_Iterable[_Union[Order, _Mapping]]] = ..., last_sequence: _Optional[int] = ..., submitted_note: _Optional[str] = ..., submitted_from: _Optional[str] = ..., cancelled_by: _Optional[str] = ..., cancelled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    gateway: str
+    def __init__(self, run_id: _Optional[str] = ..., mode: _Optional[_Union[TradingMode, str]] = ..., account: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., status_reason: _Optional[str] = ..., submitted_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., orders: _Optional[_Iterable[_Union[Order, _Mapping]]] = ..., last_sequence: _Optional[int] = ..., submitted_note: _Optional[str] = ..., submitted_from: _Optional[str] = ..., cancelled_by: _Optional[str] = ..., cancelled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., gateway: _Optional[str] = ...) -> None: ...
 
 class SubmitRunRequest(_message.Message):
     __slots__ = ("mode", "account", "orders", "deadline", "submitted_by", "confirm_live")

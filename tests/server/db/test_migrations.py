@@ -76,6 +76,8 @@ def test_migrations_apply_base_first_then_patches_by_name() -> None:
         "20261127_execgw_case_sensitive_run_id.sql",
         "20261128_execgw_order_status_reason.sql",
         "20261129_execgw_run_callers.sql",
+        "20261130_execgw_gateways.sql",
+        "20261130_execgw_run_gateway.sql",
     ]
 
 
@@ -539,3 +541,37 @@ def test_an_sqlite_file_from_before_the_caller_columns_gets_them_empty(tmp_path:
             assert (run.submitted_note, run.submitted_from, run.cancelled_by, run.cancelled_at) == (None,) * 4
     finally:
         engine.dispose()
+
+
+def test_an_sqlite_file_from_before_gateway_names_gives_its_runs_to_the_default_name(tmp_path: Path) -> None:
+    """A file made before 20261130: upgrade adds trade_runs.gateway, its runs owned by "execgw"
+    (the name every gateway had), so a single gateway resumes them as before."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql('ALTER TABLE trade_runs DROP COLUMN "gateway"')
+            conn.exec_driver_sql(
+                "INSERT INTO trade_runs (id, mode, status, last_sequence, created_at, updated_at) "
+                "VALUES ('3f2b8c1e-9d4a-4e7b-8a6f-1c2d3e4f5a6b', 'paper', 'RUNNING', 0, '2026-11-29', '2026-11-29')")
+        assert "sqlite:add trade_runs.gateway" in upgrade(url)
+        with Session(engine) as session:
+            run = session.get(TradeRun, "3f2b8c1e-9d4a-4e7b-8a6f-1c2d3e4f5a6b")
+            assert run is not None and run.gateway == "execgw"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.mysql
+def test_the_gateway_patch_gives_existing_runs_the_default_name(mysql_engine: Engine) -> None:
+    migrations = discover_migrations()
+    with mysql_engine.connect() as conn:
+        for migration in migrations:
+            if migration.name == "20261130_execgw_run_gateway.sql":
+                conn.execute(text(
+                    "INSERT INTO trade_runs (id, mode, status, last_sequence, created_at, updated_at) "
+                    "VALUES ('3f2b8c1e-9d4a-4e7b-8a6f-1c2d3e4f5a6b', 'paper', 'RUNNING', 0, NOW(6), NOW(6))"))
+                conn.commit()
+            apply_script(conn, migration)
+        assert conn.execute(text("SELECT gateway FROM trade_runs")).scalars().all() == ["execgw"]

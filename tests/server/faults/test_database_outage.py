@@ -18,16 +18,20 @@ from pathlib import Path
 import grpc
 import pymysql
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from execgw.server.api.health import REASON_KEY
 from execgw.server.config import Settings
 from execgw.server.db.migrations import upgrade
 from execgw.server.embedded import GatewayThread
 from execgw.sim.scenario import Scenario
 from execgw.sim.thread import SimulatorThread
+from execgw.v1 import admin_pb2, admin_pb2_grpc
 from execgw.v1 import execution_pb2 as pb
 from execgw.v1 import execution_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.mysql
+SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 
@@ -229,6 +233,63 @@ def test_a_hung_database_is_an_outage_new_runs_are_unavailable_and_held_reports_
         assert all(f.HasField("commission") for f in run.orders[0].fills)
     finally:
         mariadb.wake()
+        channel.close()
+        gateway.stop()
+        sim.stop()
+
+
+def test_database_health_goes_not_serving_with_its_reason_during_an_outage_and_back(mariadb, test_timings, eventually):
+    """Health `execgw.database` follows the writer: NOT_SERVING (with the reason) from the first
+    failed write of an outage, SERVING again once the held reports are written; GetStatus says
+    the same and that it cannot list runs meanwhile; the metrics count the outage once."""
+    sim = SimulatorThread(scenario=Scenario.from_dict({"default": {"fills": 10, "fill_interval": 0.4}}))
+    sim.start()
+    gateway = GatewayThread(
+        Settings(database_url=mariadb.url, listen="127.0.0.1:0", ib_paper=f"127.0.0.1:{sim.port}",
+                 metrics_listen="127.0.0.1:0"),
+        timings=test_timings,
+    ).start()
+    channel = grpc.insecure_channel(gateway.target)
+    stub = pb_grpc.ExecutionServiceStub(channel)
+    admin_stub = admin_pb2_grpc.AdminServiceStub(channel)
+
+    def database_health() -> tuple[int, str]:
+        reply, call = health_pb2_grpc.HealthStub(channel).Check.with_call(
+            health_pb2.HealthCheckRequest(service="execgw.database"), timeout=5)
+        return reply.status, dict(call.trailing_metadata() or ()).get(REASON_KEY, "")
+
+    try:
+        assert database_health() == (SERVING, "")
+        run_id = stub.SubmitRun(pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=[
+            pb.OrderSpec(client_order_id="health-1", symbol="AAPL", side=pb.ORDER_SIDE_BUY, quantity=100),
+        ]), timeout=10).run.run_id
+        seen = []
+        for message in stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=60):
+            if message.HasField("event"):
+                seen.append(message.event)
+                if any(e.HasField("fill") for e in seen):
+                    break
+        mariadb.stop()
+        eventually(lambda: database_health()[0] == NOT_SERVING, timeout=15, what="health noticing the outage")
+        assert "not taking the gateway's writes" in database_health()[1]
+        status = admin_stub.GetStatus(admin_pb2.GetStatusRequest(), timeout=30)
+        assert not status.database.taking_writes and not status.database.accepting_runs
+        assert status.lists_unavailable and list(status.open_runs) == []
+        eventually(lambda: admin_stub.GetStatus(admin_pb2.GetStatusRequest(), timeout=30).database.reports_held > 0,
+                   timeout=10, what="IB's reports held")
+
+        mariadb.start()
+        eventually(lambda: database_health() == (SERVING, ""), timeout=30, what="health seeing the database back")
+        status = admin_stub.GetStatus(admin_pb2.GetStatusRequest(), timeout=10)
+        assert status.database.taking_writes and status.lists_unavailable == ""
+        assert [r.run_id for r in status.open_runs] in ([run_id], []), "listed again (or already finished)"
+        for message in stub.WatchRun(pb.WatchRunRequest(run_id=run_id, after_sequence=seen[-1].sequence), timeout=60):
+            if message.HasField("event"):
+                seen.append(message.event)
+        assert seen[-1].run_status.status == pb.RUN_STATUS_SUCCESS
+        metrics = gateway.gateway.metrics
+        assert metrics is not None and metrics.outages.outages == 1, "one outage, counted once"
+    finally:
         channel.close()
         gateway.stop()
         sim.stop()
