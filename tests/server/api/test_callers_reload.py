@@ -91,7 +91,7 @@ BAD_FILES = {
     # An operator's slip: the token pasted where its hash belongs. It must not reach the log.
     "a token instead of its hash": lambda token: f'[callers.desk]\ntoken_sha256 = "{token}"\npermissions = ["read"]\n',
     "not TOML": lambda token: f"[callers.desk]\ntoken_sha256 = {token}\n",  # unquoted
-    "an unknown permission": lambda token: '[callers.desk]\npermissions = ["admin"]\n',
+    "an unknown permission": lambda token: '[callers.desk]\npermissions = ["superuser"]\n',
     "not UTF-8": lambda token: "[callers.desk]\npermissions = [\"read\"]\n# \udcff\n",
     "missing": None,
 }
