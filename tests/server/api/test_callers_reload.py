@@ -177,7 +177,7 @@ def test_sighup_reloads_the_callers_file_without_tls(plaintext_serve, eventually
 
 def test_serve_with_a_bad_callers_file_stops_with_exit_code_2_naming_it(tmp_path: Path, clean_environment) -> None:
     callers = tmp_path / "callers.toml"
-    callers.write_text('[callers.desk]\npermissions = ["admin"]\n')
+    callers.write_text('[callers.desk]\npermissions = ["superuser"]\n')
     result = subprocess.run([str(EXECGW), "serve", "--listen", "127.0.0.1:0"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=60, env={**clean_environment(), "EXECGW_CALLERS_FILE": str(callers)})
     assert result.returncode == 2, result.stderr
