@@ -59,6 +59,7 @@ SERVICE_NAME = execution_pb2.DESCRIPTOR.services_by_name["ExecutionService"].ful
 ADMIN_SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 # Health name of the database: SERVING while it takes the writer's transactions.
 DATABASE_HEALTH_NAME = "execgw.database"
+DATABASE_PROBE_INTERVAL = 1.0  # seconds: how old the database's health answer may be
 DATABASE_DOWN = ("the database is not taking the gateway's writes: IB's reports are held until it is back, "
                  "new runs are refused")
 
@@ -142,6 +143,9 @@ class Gateway:
         # The upgrade above just wrote to it; from here the writer's transactions tell.
         self.engine.reports.database_listeners.append(self._database_health)
         await self._set_health(DATABASE_HEALTH_NAME, self.engine.reports.database_ok)
+        # The writer tells of an outage only when it has something to write: a database gone
+        # while the gateway is idle is found by asking it, when health is asked (at most once a second).
+        self._health.add_probe(DATABASE_HEALTH_NAME, self._probe_database, DATABASE_PROBE_INTERVAL)
         await self.engine.start()
 
         # A request above max_request_bytes is refused by gRPC itself (RESOURCE_EXHAUSTED) before it
@@ -243,6 +247,16 @@ class Gateway:
     def _database_health(self, ok: bool) -> None:
         """The report intake's listener: told at each transition, on the loop."""
         self._tasks.spawn(self._set_health(DATABASE_HEALTH_NAME, ok, "" if ok else DATABASE_DOWN), "health-database")
+
+    async def _probe_database(self) -> tuple[bool, str]:
+        assert self.engine is not None and self.store is not None
+        if not self.engine.reports.database_ok:
+            return False, DATABASE_DOWN
+        try:
+            await self.store.ping()  # a hung server: bounded by the driver's database_timeout_seconds
+        except Exception as exc:  # whatever the driver says: the database is not usable now
+            return False, f"the database does not answer ({type(exc).__name__}): new runs are refused until it does"
+        return True, ""
 
     async def _set_health(self, name: str, serving: bool, reason: str = "") -> None:
         await self._health.set_with_reason(name, serving, reason)

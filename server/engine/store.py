@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import NamedTuple, TypeVar
 
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from execgw.server.db.engine import make_session_factory
@@ -82,6 +82,10 @@ class Store:
     async def watch_read(self, work: Callable[[Session], T]) -> T:
         """A read for a WatchRun stream, on the watchers' own pool."""
         return await self._run(self._watch_readers, self._query(work))
+
+    async def ping(self) -> None:
+        """One round trip to the database (SELECT 1) on a reader; raises what the driver raises."""
+        await self.read(lambda session: session.execute(text("SELECT 1")).scalar_one())
 
     def _query(self, work: Callable[[Session], T]) -> Callable[[], T]:
         def query() -> T:

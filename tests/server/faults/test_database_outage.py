@@ -293,3 +293,40 @@ def test_database_health_goes_not_serving_with_its_reason_during_an_outage_and_b
         channel.close()
         gateway.stop()
         sim.stop()
+
+
+@pytest.mark.parametrize("outage", ["stopped", "hung"])
+def test_an_idle_gateway_reports_its_database_gone_when_health_is_asked(mariadb, test_timings, eventually, outage):
+    """With nothing to write the writer learns nothing of an outage: health asks the database
+    itself (at most once a second), so a probe polling `execgw.database` sees it go and return."""
+    sim = SimulatorThread()
+    sim.start()
+    gateway = GatewayThread(
+        Settings(database_url=mariadb.url, listen="127.0.0.1:0", ib_paper=f"127.0.0.1:{sim.port}",
+                 database_timeout_seconds=1.0),
+        timings=test_timings,
+    ).start()
+    channel = grpc.insecure_channel(gateway.target)
+
+    def database_health() -> tuple[int, str]:
+        reply, call = health_pb2_grpc.HealthStub(channel).Check.with_call(
+            health_pb2.HealthCheckRequest(service="execgw.database"), timeout=5)
+        return reply.status, dict(call.trailing_metadata() or ()).get(REASON_KEY, "")
+
+    try:
+        assert database_health() == (SERVING, "")
+        if outage == "stopped":
+            mariadb.stop()
+        else:
+            mariadb.hang()
+        eventually(lambda: database_health()[0] == NOT_SERVING, timeout=20, what="health noticing the idle outage")
+        assert "the database does not answer" in database_health()[1]
+        if outage == "stopped":
+            mariadb.start()
+        else:
+            mariadb.wake()
+        eventually(lambda: database_health() == (SERVING, ""), timeout=30, what="health seeing the database back")
+    finally:
+        channel.close()
+        gateway.stop()
+        sim.stop()
