@@ -47,3 +47,20 @@ def test_the_bus_needs_nothing_from_the_store() -> None:
     probe = "import sys, execgw.server.engine.bus; print('execgw.server.engine.store' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_events_read_from_another_gateway_reach_watchers_but_not_the_observers():
+    """The journal and the metrics observe the bus; another gateway's events (tailed from the
+    database) are that gateway's to log and count, so `deliver` hands them to watchers only."""
+    async def scenario() -> None:
+        bus = EventBus()
+        observed: list[int] = []
+        bus.observe(lambda events: observed.extend(e.sequence for e in events))
+        watcher = bus.subscribe("r")
+        bus.deliver([event(1), event(2)])
+        assert [watcher.queue.get_nowait().sequence for _ in range(2)] == [1, 2]
+        assert observed == []
+        bus.publish([event(3)])
+        assert watcher.queue.get_nowait().sequence == 3 and observed == [3]
+
+    asyncio.run(scenario())
