@@ -438,9 +438,16 @@ class Engine:
 
         sizes = split_quantity(order.quantity, b.fills)
         session = self.sessions.get(order.client_id)
+        # Fills on a fixed timetable (first + n × interval), not a sleep after each: a sleep rounds
+        # up to the loop's clock and adds the time the fill itself took, so 1,000 fills a second
+        # asked for came out far slower. Behind the timetable, the next fill goes at once.
+        first_fill_at = asyncio.get_running_loop().time()
         for number, size in enumerate(sizes, start=1):
+            due_in = 0.0
             if number > 1 and b.fill_interval:
-                await self._pause(order, b.fill_interval, interruptible=not b.late_fill)
+                due_in = first_fill_at + (number - 1) * b.fill_interval - asyncio.get_running_loop().time()
+            if due_in > 0:
+                await self._pause(order, due_in, interruptible=not b.late_fill)
             elif number % FLOOD_BATCH == 0:
                 await asyncio.sleep(0)  # let the cancel (and other clients) through
                 if session is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from dataclasses import dataclass, field
 
 
@@ -190,6 +191,9 @@ class ReceivedOrder:
     action: str
     quantity: float
     refused_with: int | None
+    # When it arrived (time.time(), this machine's wall clock), as TWS's API log stamps each
+    # message: a benchmark on the same machine splits submission time at IB's door with it.
+    received_at: float = field(default_factory=time.time)
 
 
 @dataclass(frozen=True)

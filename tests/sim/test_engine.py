@@ -75,6 +75,23 @@ def test_partial_fills_each_have_their_own_exec_id(make_sim, ibapi_client):
     assert status_names(app, order_id)[-1] == "Filled"
 
 
+def test_fills_keep_the_rate_asked_for_even_at_a_millisecond_apart(make_sim, ibapi_client):
+    """fill_interval is a timetable (first + n × interval), not a sleep after each fill: a sleep
+    rounds up to the loop's clock and adds each fill's own cost, and 1,000 fills a second asked
+    for came out at 650-710 a second. Benchmarks quote latency "at 1,000 executions a second" on
+    this. Judged on the simulator's own execution times, with a margin for a loaded machine."""
+    fills, interval = 500, 0.001
+    sim = make_sim({"orders": {"rate-*": {"fills": fills, "fill_interval": interval}}})
+    app = ibapi_client(sim.port)
+    app.placeOrder(app.next_order_id(), stock("AAPL"), market_order("BUY", fills, "rate-1"))
+    app.wait_named("commissionReport", fills, timeout=30)
+    executions = [e for e in sim.executions() if e.order_ref == "rate-1"]
+    assert len(executions) == fills
+    span = (executions[-1].time - executions[0].time).total_seconds()
+    ideal = (fills - 1) * interval
+    assert ideal * 0.99 <= span < ideal * 1.2, f"{fills} fills took {span:.3f}s, asked {ideal:.3f}s"
+
+
 def test_rejection_is_error_201_then_inactive(make_sim, ibapi_client):
     sim = make_sim({"symbols": {"GME": {"outcome": "reject", "reject_reason": "No trading permissions"}}})
     app = ibapi_client(sim.port)
