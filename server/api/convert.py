@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from execgw.server.api import event_proto
 from execgw.server.db.models import TradeFill, TradeOrder, TradeRun
 from execgw.server.engine.stored_event import StoredEvent
 from execgw.v1 import execution_pb2 as pb
@@ -15,14 +16,6 @@ MODE_TO_PROTO = {"paper": pb.TRADING_MODE_PAPER, "live": pb.TRADING_MODE_LIVE}
 MODE_FROM_PROTO = {value: key for key, value in MODE_TO_PROTO.items()}
 SIDE_FROM_PROTO = {pb.ORDER_SIDE_BUY: "BUY", pb.ORDER_SIDE_SELL: "SELL"}
 SIDE_TO_PROTO = {value: key for key, value in SIDE_FROM_PROTO.items()}
-
-_EVENT_FIELD = {
-    "order_status": ("order_status", pb.OrderStatusChanged),
-    "fill": ("fill", pb.FillReported),
-    "commission": ("commission", pb.CommissionReported),
-    "run_status": ("run_status", pb.RunStatusChanged),
-}
-
 
 def timestamp(moment: datetime | None) -> Timestamp | None:
     """Columns hold naive UTC; unset stays unset."""
@@ -103,12 +96,19 @@ def run_to_proto(run: TradeRun, *, with_fills: bool) -> pb.Run:
 
 
 def event_to_proto(event: StoredEvent) -> pb.RunEvent:
-    field, message_type = _EVENT_FIELD[event.kind]
+    """The event's message; the payload is built directly when plain (event_proto), else by
+    ParseDict as it always was (same message, same errors)."""
     message = pb.RunEvent(
         run_id=event.run_id,
         sequence=event.sequence,
-        reported_at=timestamp(event.ib_time),
-        stored_at=timestamp(event.stored_at),
+        reported_at=None if event.ib_time is None else event_proto.timestamp(event.ib_time),
+        stored_at=None if event.stored_at is None else event_proto.timestamp(event.stored_at),
     )
-    getattr(message, field).CopyFrom(json_format.ParseDict(event.payload, message_type()))
+    built = event_proto.payload_message(event.kind, event.payload)
+    if built is None:
+        field, message_type = event_proto.FIELDS[event.kind]
+        getattr(message, field).CopyFrom(json_format.ParseDict(event.payload, message_type()))
+    else:
+        field, payload = built
+        getattr(message, field).CopyFrom(payload)
     return message

@@ -322,3 +322,48 @@ def test_a_run_changed_through_the_orm_is_read_again(db):
         assert run is not None
         return run.status
     assert asyncio.run(store.write(status))[0] == RunStatus.CANCELLED.value
+
+
+def test_a_late_fill_of_a_finished_forgotten_run_is_recorded_and_the_run_decided_again(db):
+    """The ledger is bounded (MAX_FILLS): a run that finished long ago is forgotten while others
+    trade. IB's late execution of its order (and its commission) still lands on that order: the
+    order's earlier fills are read again and counted in, the run's status is decided again from
+    its orders, its sequence goes on from what is stored."""
+    late_order = _order(db, quantity=2)
+    busy = _order(db, quantity=100)
+    ledger = Ledger(max_fills=2, max_runs=1)
+    store = Store(db, ledger=ledger)
+
+    def apply(*reports: ib.ExecutionReport | ib.CommissionReport, finish: str | None = None) -> None:
+        def work(rec: Recorder) -> None:
+            rec.prefetch(list(reports))
+            for report in reports:
+                if isinstance(report, ib.ExecutionReport):
+                    fill = rec.record_fill(report)
+                    assert fill is not None
+                    rec.refresh_finished_run(rec.order_by_id(fill.order_id))  # as the report intake does
+                else:
+                    assert rec.merge_commission(report)
+            if finish is not None:
+                rec.finish_run(rec.run(finish), cancelled_by_caller=False)
+
+        asyncio.run(store.write(work))
+
+    first = _execution(late_order, _exec_id(), shares=1.0, price=100.0)
+    apply(first, _commission(first.exec_id), finish=late_order.run_id)
+    assert _row(db, TradeRun, late_order.run_id).status == RunStatus.PARTIAL.value
+    for _ in range(3):
+        apply(_execution(busy, _exec_id()))  # another run trades: the finished one is forgotten
+    assert ledger.run(late_order.run_id) is None and ledger.size()[2] <= 3
+
+    late = _execution(late_order, _exec_id(), shares=1.0, price=110.0)
+    apply(late, _commission(late.exec_id, 2.0))
+    row = _row(db, TradeOrder, late_order.id)
+    assert row.filled_qty == 2 and row.avg_fill_price == pytest.approx(105.0) and row.status == "FILLED"
+    run = _row(db, TradeRun, late_order.run_id)
+    assert run.status == RunStatus.SUCCESS.value
+    assert [f.commission for f in _fills(db, late_order)] == [1.25, 2.0]
+    kinds = [(e.sequence, e.kind) for e in _events(db, late_order.run_id)]
+    assert [k for _, k in kinds] == ["fill", "order_status", "commission", "run_status", "fill", "order_status",
+                                     "run_status", "commission"]
+    assert [s for s, _ in kinds] == list(range(1, 9)) and run.last_sequence == 8
