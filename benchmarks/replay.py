@@ -1,6 +1,7 @@
 """A reconnect that replays the day's executions: how long until the gateway has stored them all.
 
     .venv/bin/python benchmarks/replay.py [--executions 5000 20000 50000] [--database-url URL]
+                                          [--repeat N] [--py-spy PREFIX]
 
 For each size N, with the simulator as its own process (`execgw sim`) and a fresh database:
 
@@ -16,13 +17,23 @@ For each size N, with the simulator as its own process (`execgw sim`) and a fres
    before it printed apart.
 
 The figure to watch is the ratio of (3) to (2), and how it grows with N (linearly, or worse).
+
+On 2 shared cores one replay's ratio swings by 2x with the load (the floor most of all):
+`--repeat N` runs each size N times, each beside its own floor, and prints the median ratio;
+every line carries the load average before and after it.
+
+`--py-spy PREFIX` samples this process (the gateway runs in it, on its own threads) during (3)
+only, into PREFIX-N.txt (py-spy's raw format, one line per stack, its thread named first).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,6 +80,32 @@ def start_simulator(folder: Path, executions: int) -> tuple[subprocess.Popen[byt
             return process, int(match.group(1)), log
         time.sleep(0.1)
     raise RuntimeError("the simulator did not start")
+
+
+FLOOD_BATCH = 500  # the simulator logs "N executions sent" only for more than this (sim/engine.py)
+
+
+def wait_for_executions(log: Path, order_ref: str, executions: int, submitted: float) -> None:
+    """Until IB has sent all `executions` (to nobody): the simulator says so above FLOOD_BATCH; at
+    or below it, they all go in one pass of its loop as the order's delay ends."""
+    if executions > FLOOD_BATCH:
+        wait_for_log(log, rf"\({order_ref}\): {executions} executions sent", HELD_SECONDS + 300)
+    else:
+        time.sleep(max(submitted + HELD_SECONDS + 1.0 - time.monotonic(), 0.0))
+
+
+def start_profiler(path: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling this process (every thread, active samples only) until it is sent SIGINT."""
+    profiler = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(os.getpid()),
+                                 "--threads", "--rate", "200", "--format", "raw", "--output", path, "--nonblocking"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches
+    return profiler
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes]) -> None:
+    profiler.send_signal(signal.SIGINT)
+    profiler.wait(60)
 
 
 def wait_for_log(log: Path, pattern: str, timeout: float) -> None:
@@ -161,7 +198,7 @@ class Replay(NamedTuple):
     first_stored: float  # ... to the first execution stored (0.1 s polls)
 
 
-def replay(url: str, executions: int) -> Replay:
+def replay(url: str, executions: int, profile: str = "") -> Replay:
     """A replay of `executions` executions, timed."""
     with tempfile.TemporaryDirectory() as folder:
         simulator, port, log = start_simulator(Path(folder), executions)
@@ -175,6 +212,7 @@ def replay(url: str, executions: int) -> Replay:
                         client_order_id=order_ref, symbol="AAPL", side=pb.ORDER_SIDE_BUY, quantity=executions)])
                     request.deadline.FromSeconds(3600)  # the run must not end while it is measured
                     pb_grpc.ExecutionServiceStub(channel).SubmitRun(request, timeout=30)
+                submitted = time.monotonic()
                 deadline = time.monotonic() + 10
                 while order_status(db, order_ref) == "PENDING_SUBMIT":  # until IB has it
                     if time.monotonic() > deadline:
@@ -184,11 +222,12 @@ def replay(url: str, executions: int) -> Replay:
                 first.stop()
             if stored(db, order_ref)[0]:
                 raise RuntimeError("fills reached the first gateway: raise HELD_SECONDS")
-            wait_for_log(log, rf"\({order_ref}\): {executions} executions sent", HELD_SECONDS + 300)
+            wait_for_executions(log, order_ref, executions, submitted)
 
             floor = decoder_alone(port, executions)
             time.sleep(1.0)  # IB frees the client id once it saw the socket close (else 326 and a retry)
 
+            profiler = start_profiler(f"{profile}-{executions}.txt") if profile else None
             started = time.perf_counter()
             second = gateway(url, port)
             connected = time.perf_counter() - started
@@ -201,7 +240,10 @@ def replay(url: str, executions: int) -> Replay:
                         raise RuntimeError(f"only {stored(db, order_ref)} of {executions} stored")
                     time.sleep(0.1)
                 seconds = time.perf_counter() - started
+                first = first or seconds  # all stored by the first look
             finally:
+                if profiler is not None:
+                    stop_profiler(profiler)
                 second.stop()
             return Replay(floor, seconds, connected, first)
         finally:
@@ -213,7 +255,7 @@ def replay(url: str, executions: int) -> Replay:
 def fresh_database(url: str, folder: Path, executions: int) -> str:
     """A new SQLite file, or a new database on the MySQL server of `url`."""
     if url.startswith("sqlite") or not url:
-        return f"sqlite:///{folder}/replay-{executions}.sqlite3"
+        return f"sqlite:///{folder}/replay-{executions}-{uuid.uuid4().hex[:8]}.sqlite3"
     parsed = make_url(url)
     name = f"execgw_replay_{uuid.uuid4().hex[:8]}"
     with pymysql.connect(host=parsed.host, port=parsed.port or 3306, user=parsed.username,
@@ -237,20 +279,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default="",
                         help="default: SQLite files in a temporary folder; a MySQL URL: a new database on that server "
                              "per size, dropped afterwards")
+    parser.add_argument("--py-spy", default="", metavar="PREFIX",
+                        help="sample the replay (3) with py-spy into PREFIX-N.txt")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="replays per size (each with its own floor), then their median ratio")
     args = parser.parse_args(argv)
     print(f"database: {args.database_url.split(':', 1)[0] or 'sqlite'}")
     with tempfile.TemporaryDirectory() as folder:
         for executions in args.executions:
-            url = fresh_database(args.database_url, Path(folder), executions)
-            try:
-                timed = replay(url, executions)
-            finally:
-                drop_database(url)
-            replayed = timed.gateway - timed.connected
-            print(f"{executions:>7,} executions replayed: all stored {replayed:6.2f}s after IB connected "
-                  f"({executions / replayed:,.0f}/s; first stored at {timed.first_stored - timed.connected:.2f}s; "
-                  f"gateway start to connected {timed.connected:.2f}s); ibapi's decoder alone "
-                  f"{timed.decoder_alone:5.2f}s; ratio {replayed / timed.decoder_alone:4.1f}x", flush=True)
+            ratios = []
+            for _ in range(args.repeat):
+                load = os.getloadavg()[0]
+                url = fresh_database(args.database_url, Path(folder), executions)
+                try:
+                    timed = replay(url, executions, args.py_spy)
+                finally:
+                    drop_database(url)
+                replayed = timed.gateway - timed.connected
+                ratios.append(replayed / timed.decoder_alone)
+                print(f"{executions:>7,} executions replayed: all stored {replayed:6.2f}s after IB connected "
+                      f"({executions / replayed:,.0f}/s; first stored at {timed.first_stored - timed.connected:.2f}s; "
+                      f"gateway start to connected {timed.connected:.2f}s); ibapi's decoder alone "
+                      f"{timed.decoder_alone:5.2f}s; ratio {ratios[-1]:4.1f}x; load average {load:.2f} -> "
+                      f"{os.getloadavg()[0]:.2f}", flush=True)
+            if len(ratios) > 1:
+                print(f"{executions:>7,} executions: median ratio {statistics.median(ratios):4.1f}x "
+                      f"[{min(ratios):.1f}-{max(ratios):.1f}] over {len(ratios)} replays", flush=True)
     return 0
 
 

@@ -28,7 +28,7 @@ class Subscription:
 class EventBus:
     """Loop-only: publish and subscribe are called on the event loop."""
 
-    # Well above what one write transaction publishes (a batch of up to 500 IB reports).
+    # Well above what one write transaction publishes (a batch of up to 2,000 IB reports, reports.BATCH).
     def __init__(self, capacity: int = 20_000) -> None:
         self._capacity = capacity
         self._watchers: dict[str, set[Subscription]] = defaultdict(set)

@@ -37,13 +37,29 @@ _execution_types = get_type_hints(ib.ExecutionReport)
 _EXECUTION_DATETIMES = tuple(name for name in _EXECUTION_FIELDS
                              if datetime in (_execution_types[name], *get_args(_execution_types[name])))
 _execution_values = attrgetter(*_EXECUTION_FIELDS)
+_EXECUTION_DICT = not hasattr(ib.ExecutionReport, "__slots__")  # its instances keep their fields in __dict__
 _orders = TradeOrder.__table__.c
 _runs = TradeRun.__table__.c
 
 
 def naive_utc(moment: datetime | None) -> datetime | None:
     """Columns hold naive UTC (MySQL DATETIME has no zone)."""
-    return moment if moment is None or moment.tzinfo is None else moment.replace(tzinfo=None)
+    if moment is None or moment.tzinfo is None:
+        return moment
+    # The executions of a replay share their trade times (the same objects: wrapper.py parses
+    # each text once), and each is made naive for its fill row and for its fill event.
+    known = _naive.get(id(moment))
+    if known is not None and known[0] is moment:
+        return known[1]
+    naive = moment.replace(tzinfo=None)
+    if len(_naive) >= NAIVE_KEPT:
+        _naive.clear()
+    _naive[id(moment)] = (moment, naive)  # the aware one kept alive with it: its id stays its own
+    return naive
+
+
+NAIVE_KEPT = 64
+_naive: dict[int, tuple[datetime, datetime]] = {}
 
 
 class OrderColumns(Protocol):
@@ -270,7 +286,8 @@ class Recorder:
         if order is None:
             log.warning("execution %s for an order this gateway does not know; not stored", execution.exec_id)
             return None
-        self._ledger.load_fills(self.session, [order])
+        if not order.fills_loaded:
+            self._ledger.load_fills(self.session, [order])
         stored = self.fill(execution.exec_id)
         if stored is not None:
             if stored.order_id != order.id:
@@ -576,7 +593,9 @@ def fill_row_payload(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def _raw_payload(execution: ib.ExecutionReport) -> dict[str, Any]:
     """The execution as IB reported it, JSON-safe (datetimes as ISO text), for trade_fills.raw_payload."""
-    values = dict(zip(_EXECUTION_FIELDS, _execution_values(execution), strict=True))
+    # A dataclass's __dict__ holds its fields in their order: a copy is the fields by name.
+    values = dict(execution.__dict__) if _EXECUTION_DICT else dict(
+        zip(_EXECUTION_FIELDS, _execution_values(execution), strict=True))
     for name in _EXECUTION_DATETIMES:
         if values[name] is not None:
             values[name] = values[name].isoformat()

@@ -29,7 +29,7 @@ from execgw.server.ib.session import IBSession
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
+BATCH = 2000
 REPORTS = (ib.OrderStatusReport, ib.ExecutionReport, ib.CommissionReport)
 
 

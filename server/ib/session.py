@@ -30,6 +30,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from execgw.server.ib import events as ev
 from execgw.server.ib.endpoint import Endpoint
+from execgw.server.ib.handoff import LoopHandoff
 from execgw.server.ib.ids import OrderIdAllocator
 from execgw.server.ib.pacing import Pacer, WriteSpacing
 from execgw.server.ib.reader import LinearReaderClient
@@ -190,10 +191,9 @@ class IBSession:
         self._closed = asyncio.Event()
         self._connected = False
         self._link_ok = True
-        translator = CallbackTranslator(
-            self.endpoint, lambda event: post_to_loop(loop, self._deliver, generation, event),
-            claims_error=self._writer.claims_error,
-        )
+        # One wake-up of the loop per burst of callbacks, not per callback (see handoff.py).
+        handoff: LoopHandoff[ev.IbEvent] = LoopHandoff(loop, lambda event: self._deliver(generation, event))
+        translator = CallbackTranslator(self.endpoint, handoff.post, claims_error=self._writer.claims_error)
         client = LinearReaderClient(translator)  # ibapi's EReader is quadratic in a backlog
         await self._handshake(client, deadline)
         if not client.isConnected():

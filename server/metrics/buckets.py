@@ -16,8 +16,8 @@ from prometheus_client.core import HistogramMetricFamily
 SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 600.0, 3600.0)
 """Latency buckets: a millisecond to an hour (a watcher replaying an old run gets old events)."""
 
-BATCH_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500)
-"""IB reports per writer transaction; reports.py caps a batch at 500."""
+BATCH_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
+"""IB reports per writer transaction; reports.py caps a batch at 2,000 (BATCH)."""
 
 
 class LoopHistogram:

@@ -1,0 +1,184 @@
+"""`DriverInsert` writes rows past SQLAlchemy's per-row work and, on MariaDB, past pymysql's
+escaping of the JSON texts and datetimes: every value must read back exactly as SQLAlchemy's own
+INSERT of the same row stores it, on SQLite and MariaDB, whatever the text holds (quotes,
+backslashes, %, line breaks, NUL, non-ASCII), across pymysql's statement boundaries, and on a
+MariaDB session in NO_BACKSLASH_ESCAPES mode (whose escaping differs)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pymysql.converters
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Double,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    event,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.dialects import mysql
+
+from execgw.server.db import driver_insert
+from execgw.server.db.driver_insert import DriverInsert
+from execgw.server.db.engine import make_engine
+
+AWKWARD = [
+    "plain", "", "it's", 'say "hi"', "back\\slash\\", "\\'", "'\\", "100% sure %s %(x)s %%", "line\nbreak\r\n",
+    "nul\x00byte", "ctrl-z \x1a", "tab\there", "é ü € 日本 😀", "--; DROP TABLE t; --",
+]
+
+metadata = MetaData()
+scratch = Table(
+    "driver_insert_scratch", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch", String(16), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("text", String(200)),
+    # A None JSON value is SQL NULL through DriverInsert (the gateway never writes one); the
+    # column says so, so that SQLAlchemy's own INSERT stores NULL too.
+    Column("doc", JSON(none_as_null=True)),
+    Column("moment", DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")),  # as stored_at
+    Column("amount", Double),
+    Column("count", BigInteger),
+)
+COLUMNS = ("batch", "position", "text", "doc", "moment", "amount", "count")
+
+
+@pytest.fixture
+def db(empty_database_url: str) -> Iterator[Engine]:
+    engine = make_engine(empty_database_url)
+    metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+def _rows(batch: str) -> list[dict[str, Any]]:
+    rows = []
+    moments = [datetime(2026, 11, 28, 14, 30, 5), datetime(2026, 11, 28, 14, 30, 5, 123456), None]
+    amounts = [0.1, 1e-300, -2.5e300, 100.0, None, 3.0]
+    for position, value in enumerate(AWKWARD):
+        rows.append({
+            "batch": batch, "position": position, "text": value,
+            "doc": {"value": value, "nested": {"list": [1, None, True, 1.5, value]}, value or "k": "v"},
+            "moment": moments[position % len(moments)], "amount": amounts[position % len(amounts)],
+            "count": [None, 0, -1, 2**53 + 1][position % 4],
+        })
+    rows.append({c: None for c in COLUMNS} | {"batch": batch, "position": len(AWKWARD)})
+    return rows
+
+
+def _stored(db: Engine, batch: str) -> list[tuple[Any, ...]]:
+    """Each row as the database returns it raw (JSON as its text, datetimes as the driver reads
+    them), by position."""
+    with db.connect() as conn:
+        return [tuple(row) for row in conn.execute(text(
+            "SELECT position, text, doc, moment, amount, count FROM driver_insert_scratch "
+            "WHERE batch = :b ORDER BY position"), {"b": batch})]
+
+
+def _statements(db: Engine) -> list[str]:
+    sent: list[str] = []
+
+    @event.listens_for(db, "before_cursor_execute")
+    def seen(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if statement.startswith("INSERT INTO"):
+            sent.append(statement)
+
+    return sent
+
+
+def _insert_both_ways(db: Engine) -> tuple[list[str], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The rows through DriverInsert (batch "driver") and through SQLAlchemy's INSERT (batch
+    "core"); the statements DriverInsert sent, and both batches as stored."""
+    sent = _statements(db)
+    with db.begin() as conn:
+        DriverInsert(scratch, COLUMNS).execute(conn, _rows("driver"))
+    ours = list(sent)
+    with db.begin() as conn:
+        conn.execute(insert(scratch), _rows("core"))
+    return ours, _stored(db, "driver"), _stored(db, "core")
+
+
+def test_rows_read_back_exactly_as_sqlalchemy_stores_them(db):
+    sent, driver, core = _insert_both_ways(db)
+    assert driver == core
+    assert [row[1] for row in driver[:-1]] == AWKWARD
+    with db.connect() as conn:
+        typed = conn.execute(select(scratch.c.doc).where(scratch.c.batch == "driver").order_by(scratch.c.position))
+        assert [doc for (doc,) in typed][:-1] == [row["doc"] for row in _rows("x")][:-1]
+    assert len(sent) == 1, "one executemany"
+
+
+@pytest.mark.mysql
+def test_rows_past_one_statement_are_split_and_all_stored(fresh_mysql_url, monkeypatch):
+    """pymysql splits its executemany's multi-row INSERTs itself (below SQLAlchemy's events), the
+    values escaped here among them."""
+    import pymysql.cursors
+
+    monkeypatch.setattr(pymysql.cursors.Cursor, "max_stmt_length", 600)
+    queries: list[str] = []
+    query = pymysql.cursors.Cursor._query
+
+    def counted(cursor: Any, q: Any) -> Any:
+        queries.append(q.decode() if isinstance(q, bytes | bytearray) else q)
+        return query(cursor, q)
+
+    monkeypatch.setattr(pymysql.cursors.Cursor, "_query", counted)
+    engine = make_engine(fresh_mysql_url)
+    try:
+        metadata.create_all(engine)
+        _, driver, core = _insert_both_ways(engine)
+    finally:
+        engine.dispose()
+    assert driver == core
+    assert len(driver) == len(AWKWARD) + 1
+    inserts = [q for q in queries if q.startswith("INSERT") and "'driver'" in q]
+    assert len(inserts) > 2, "split into several statements"
+
+
+@pytest.mark.mysql
+def test_a_mariadb_session_without_backslash_escapes_gets_its_own_escaping(fresh_mysql_url):
+    engine = make_engine(fresh_mysql_url)
+    try:
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+            DriverInsert(scratch, COLUMNS).execute(conn, _rows("driver"))
+            conn.execute(insert(scratch), _rows("core"))
+            conn.exec_driver_sql("SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')")
+        driver, core = _stored(engine, "driver"), _stored(engine, "core")
+        assert driver == core
+        assert [row[1] for row in driver[:-1]] == AWKWARD
+    finally:
+        engine.dispose()
+
+
+def test_json_text_is_what_json_dumps_writes():
+    import json
+
+    for value in [{"a": 1.5, "b": [None, True, "é'\"\\"]}, {"nan": float("nan"), "inf": float("inf")}, [], "s", 3]:
+        assert driver_insert._json_dumps(value) == json.dumps(value)
+    with pytest.raises(TypeError):
+        driver_insert._json_dumps({"when": datetime(2026, 1, 1)})
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab'\"\\\n\r\x00\x1a%_é€😀 {}:,")) | st.characters(), max_size=60))
+@settings(max_examples=500, deadline=None)
+def test_the_mysql_string_literal_is_pymysqls_own(text: str) -> None:
+    """The writer quotes JSON texts for pymysql itself (for speed): the literal must be exactly
+    what pymysql's escape_string makes of the same text, whatever the characters."""
+    assert driver_insert._mysql_string(text) == "'" + pymysql.converters.escape_string(text) + "'"
