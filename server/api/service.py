@@ -361,11 +361,15 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
             # A timer that nudges the queue, not asyncio.wait_for: wait_for wraps every get in a
             # task of its own and a cancellation, which made the heartbeats of a few thousand
             # quiet streams cost the loop about twice what gRPC itself needs to send them.
-            nudge = loop.call_later(self._limits.heartbeat_seconds, _nudge, subscription.queue)
-            try:
-                event = await subscription.queue.get()
-            finally:
-                nudge.cancel()
+            queue = subscription.queue
+            if not queue.empty():
+                event = queue.get_nowait()  # a backlog (a busy run, many watchers): no timer needed
+            else:
+                nudge = loop.call_later(self._limits.heartbeat_seconds, _nudge, queue)
+                try:
+                    event = await queue.get()
+                finally:
+                    nudge.cancel()
             if event is None:
                 if subscription.closed or subscription.overflowed:
                     continue  # a wake-up from the bus: the flags above say why
