@@ -73,17 +73,6 @@ IB_LINK_CODES = frozenset({1100, 1101, 1102})
 REQUEST_IDS_START = 2_000_000_000
 
 
-def post_to_loop(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: object) -> None:
-    """Hands an IB callback to the loop from ibapi's thread. A loop already closed (the gateway
-    stopped while ibapi was still decoding a backlog) takes nothing more: the events are dropped
-    quietly, as the socket's are, and the next connect's reconciliation asks IB for them again."""
-    try:
-        loop.call_soon_threadsafe(callback, *args)
-    except RuntimeError:
-        if not loop.is_closed():
-            raise
-
-
 class IBSession:
     """Owns the connection to one endpoint; reconnects with backoff and jitter until stopped."""
 

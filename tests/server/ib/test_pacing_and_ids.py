@@ -120,16 +120,3 @@ def test_order_ids_only_move_up():
     assert ids.allocate(3) == [100, 101, 102]
     ids.raise_floor(101)
     assert ids.allocate(1) == [103]
-
-
-def test_an_ib_callback_after_the_loop_closed_is_dropped_quietly():
-    """ibapi's thread may still be decoding a backlog when the gateway stops and its loop closes."""
-    from execgw.server.ib.session import post_to_loop
-
-    loop = asyncio.new_event_loop()
-    seen: list[int] = []
-    post_to_loop(loop, seen.append, 1)
-    loop.run_until_complete(asyncio.sleep(0))
-    loop.close()
-    post_to_loop(loop, seen.append, 2)  # no RuntimeError into ibapi's reader thread
-    assert seen == [1]
