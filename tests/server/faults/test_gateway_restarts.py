@@ -4,18 +4,14 @@ database it reconciles with IB and finishes the runs; nothing is lost, nothing i
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from gateway_process import GatewayProcess
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,64 +20,6 @@ from execgw.server.db.models import TradeEvent, TradeFill, TradeOrder, TradeRun
 from execgw.sim.scenario import Scenario
 from execgw.sim.thread import SimulatorThread
 from execgw.v1 import execution_pb2 as pb
-from execgw.v1 import execution_pb2_grpc as pb_grpc
-
-EXECGW = Path(sys.executable).parent / "execgw"
-
-
-
-
-class GatewayProcess:
-    def __init__(self, database_url: str, sim_port: int, log_path: Path, free_port, **env: str) -> None:
-        self.database_url = database_url
-        self.sim_port = sim_port
-        self.log_path = log_path
-        self.env = env
-        self._free_port = free_port
-        self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, **env: str) -> GatewayProcess:
-        self.port = self._free_port()
-        environment = {
-            **os.environ, "EXECGW_CANCEL_WAIT_SECONDS": "1.5", "EXECGW_RECONCILE_TIMEOUT_SECONDS": "5",
-            "EXECGW_COMMISSION_GRACE_SECONDS": "1", **self.env, **env,
-        }
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(EXECGW), "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", self.database_url,
-                 "--ib-paper", f"127.0.0.1:{self.sim_port}"],
-                stdout=log, stderr=subprocess.STDOUT, env=environment,
-            )
-        deadline = time.monotonic() + 30
-        while not self._ib_connected():
-            assert self.process.poll() is None, self.log_path.read_text()
-            assert time.monotonic() < deadline, "gateway did not connect to IB"
-            time.sleep(0.1)
-        return self
-
-    def _ib_connected(self) -> bool:
-        try:
-            with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
-                reply = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service="execgw.ib.paper"), timeout=1)
-                return reply.status == health_pb2.HealthCheckResponse.SERVING
-        except grpc.RpcError:
-            return False
-
-    def stub(self) -> tuple[grpc.Channel, pb_grpc.ExecutionServiceStub]:
-        channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
-        return channel, pb_grpc.ExecutionServiceStub(channel)
-
-    def kill(self, sig: int = signal.SIGKILL, timeout: float = 20) -> int:
-        assert self.process is not None
-        self.process.send_signal(sig)
-        return self.process.wait(timeout)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
 
 
 @pytest.fixture

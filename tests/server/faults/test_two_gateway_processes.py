@@ -8,10 +8,7 @@ file are not the point (tests/server/test_two_gateways.py runs the in-process pa
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -19,9 +16,8 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from gateway_process import GatewayProcess
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -35,71 +31,11 @@ from execgw.v1 import execution_pb2_grpc as pb_grpc
 
 pytestmark = [pytest.mark.mysql, pytest.mark.timeout(180)]
 
-EXECGW = Path(sys.executable).parent / "execgw"
 
 
-class GatewayProcess:
-    """One `execgw serve` of a given name and client id; its output appended to its own log."""
-
-    def __init__(self, name: str, client_id: int, database_url: str, sim_port: int, log_path: Path,
-                 free_port: Callable[[], int]) -> None:
-        self.name, self.client_id = name, client_id
-        self.database_url, self.sim_port, self.log_path = database_url, sim_port, log_path
-        self._free_port = free_port
-        self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def spawn(self) -> subprocess.Popen[bytes]:
-        self.port = self._free_port()
-        environment = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("EXECGW_")},
-            "EXECGW_GATEWAY_NAME": self.name, "EXECGW_CANCEL_WAIT_SECONDS": "1.5",
-            "EXECGW_RECONCILE_TIMEOUT_SECONDS": "5", "EXECGW_COMMISSION_GRACE_SECONDS": "1",
-            "EXECGW_HEARTBEAT_SECONDS": "0.5",
-        }
-        with self.log_path.open("ab") as log:
-            return subprocess.Popen(
-                [str(EXECGW), "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", self.database_url,
-                 "--ib-paper", f"127.0.0.1:{self.sim_port}", "--ib-client-id", str(self.client_id)],
-                stdout=log, stderr=subprocess.STDOUT, env=environment,
-            )
-
-    def start(self) -> GatewayProcess:
-        self.process = self.spawn()
-        deadline = time.monotonic() + 30
-        while not self._ib_connected():
-            assert self.process.poll() is None, self.log_path.read_text()
-            assert time.monotonic() < deadline, f"gateway {self.name} did not connect to IB"
-            time.sleep(0.1)
-        return self
-
-    def _ib_connected(self) -> bool:
-        try:
-            with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
-                reply = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service="execgw.ib.paper"), timeout=1)
-                return reply.status == health_pb2.HealthCheckResponse.SERVING
-        except grpc.RpcError:
-            return False
-
-    def channel(self) -> grpc.Channel:
-        return grpc.insecure_channel(f"127.0.0.1:{self.port}")
-
-    def signal(self, sig: int, timeout: float = 20) -> int:
-        assert self.process is not None
-        self.process.send_signal(sig)
-        return self.process.wait(timeout)
-
-    def log_since(self, offset: int) -> str:
-        return self.log_path.read_bytes()[offset:].decode(errors="replace")
-
-    def log_size(self) -> int:
-        return self.log_path.stat().st_size if self.log_path.exists() else 0
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+def named(name: str, client_id: int) -> dict[str, str]:
+    """A gateway's name and IB client id; heartbeats every 0.5 s for the watcher while its run's owner is down."""
+    return {"EXECGW_GATEWAY_NAME": name, "EXECGW_IB_CLIENT_ID": str(client_id), "EXECGW_HEARTBEAT_SECONDS": "0.5"}
 
 
 @pytest.fixture
@@ -112,8 +48,8 @@ def database(fresh_mysql_url: str) -> str:
 def desk(database: str, tmp_path: Path, free_port) -> Iterator[tuple[SimulatorThread, GatewayProcess, GatewayProcess]]:
     sim = SimulatorThread(scenario=Scenario.from_dict({"symbols": {"REST": {"outcome": "rest"}}}))
     sim.start()
-    a = GatewayProcess("a", 1, database, sim.port, tmp_path / "a.log", free_port)
-    b = GatewayProcess("b", 2, database, sim.port, tmp_path / "b.log", free_port)
+    a = GatewayProcess(database, sim.port, tmp_path / "a.log", free_port, **named("a", 1))
+    b = GatewayProcess(database, sim.port, tmp_path / "b.log", free_port, **named("b", 2))
     try:
         yield sim, a.start(), b.start()
     finally:
@@ -153,12 +89,11 @@ def until(condition: Callable[[], object], what: str, timeout: float = 20) -> No
 
 def test_a_second_process_with_a_live_gateways_name_is_refused_at_start(desk, tmp_path, free_port, database):
     sim, a, _ = desk
-    twin = GatewayProcess("a", 3, database, sim.port, tmp_path / "twin.log", free_port)
+    twin = GatewayProcess(database, sim.port, tmp_path / "twin.log", free_port, **named("a", 3))
     process = twin.spawn()
     try:
         assert process.wait(30) == 2
     finally:
-        twin.process = process
         twin.stop()
     output = twin.log_path.read_text()
     assert a.process is not None
@@ -178,9 +113,9 @@ def test_after_a_sigkill_each_gateway_resumes_only_its_own_runs(desk, database):
         until(lambda r=run_id: stored(database, r)[1][0].status == "SUBMITTED", f"run {run_id} working at IB")
     (order_a,) = stored(database, run_a)[1]
 
-    assert a.signal(signal.SIGKILL) == -signal.SIGKILL
+    assert a.kill(signal.SIGKILL) == -signal.SIGKILL
     # b restarts while a is dead: it resumes its own run, and leaves a's as it was.
-    assert b.signal(signal.SIGTERM) == 0
+    assert b.kill(signal.SIGTERM) == 0
     mark = b.log_size()
     b.start()
     restarted = b.log_since(mark)
