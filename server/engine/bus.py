@@ -58,14 +58,7 @@ class EventBus:
                 observer(events)
             except Exception:
                 log.exception("an observer of committed events failed")
-        for event in events:
-            for subscription in list(self._watchers.get(event.run_id, ())):
-                try:
-                    subscription.queue.put_nowait(event)
-                except asyncio.QueueFull:
-                    subscription.overflowed = True
-                    self.unsubscribe(subscription)
-                    self._wake(subscription)
+        self.deliver(events)
 
     def close_all(self) -> None:
         """At shutdown: every watcher wakes up and ends its stream."""

@@ -36,6 +36,13 @@ SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.Health
 
 
 
+def database_health(channel: grpc.Channel) -> tuple[int, str]:
+    """Health `execgw.database`: its status and the reason it gives (trailing metadata)."""
+    reply, call = health_pb2_grpc.HealthStub(channel).Check.with_call(
+        health_pb2.HealthCheckRequest(service="execgw.database"), timeout=5)
+    return reply.status, dict(call.trailing_metadata() or ()).get(REASON_KEY, "")
+
+
 class PrivateMariaDB:
     def __init__(self, folder: Path, port: int) -> None:
         self.folder = folder
@@ -253,13 +260,8 @@ def test_database_health_goes_not_serving_with_its_reason_during_an_outage_and_b
     stub = pb_grpc.ExecutionServiceStub(channel)
     admin_stub = admin_pb2_grpc.AdminServiceStub(channel)
 
-    def database_health() -> tuple[int, str]:
-        reply, call = health_pb2_grpc.HealthStub(channel).Check.with_call(
-            health_pb2.HealthCheckRequest(service="execgw.database"), timeout=5)
-        return reply.status, dict(call.trailing_metadata() or ()).get(REASON_KEY, "")
-
     try:
-        assert database_health() == (SERVING, "")
+        assert database_health(channel) == (SERVING, "")
         run_id = stub.SubmitRun(pb.SubmitRunRequest(mode=pb.TRADING_MODE_PAPER, orders=[
             pb.OrderSpec(client_order_id="health-1", symbol="AAPL", side=pb.ORDER_SIDE_BUY, quantity=100),
         ]), timeout=10).run.run_id
@@ -270,8 +272,8 @@ def test_database_health_goes_not_serving_with_its_reason_during_an_outage_and_b
                 if any(e.HasField("fill") for e in seen):
                     break
         mariadb.stop()
-        eventually(lambda: database_health()[0] == NOT_SERVING, timeout=15, what="health noticing the outage")
-        assert "not taking the gateway's writes" in database_health()[1]
+        eventually(lambda: database_health(channel)[0] == NOT_SERVING, timeout=15, what="health noticing the outage")
+        assert "not taking the gateway's writes" in database_health(channel)[1]
         status = admin_stub.GetStatus(admin_pb2.GetStatusRequest(), timeout=30)
         assert not status.database.taking_writes and not status.database.accepting_runs
         assert status.lists_unavailable and list(status.open_runs) == []
@@ -279,7 +281,7 @@ def test_database_health_goes_not_serving_with_its_reason_during_an_outage_and_b
                    timeout=10, what="IB's reports held")
 
         mariadb.start()
-        eventually(lambda: database_health() == (SERVING, ""), timeout=30, what="health seeing the database back")
+        eventually(lambda: database_health(channel) == (SERVING, ""), timeout=30, what="health seeing the database back")
         status = admin_stub.GetStatus(admin_pb2.GetStatusRequest(), timeout=10)
         assert status.database.taking_writes and status.lists_unavailable == ""
         assert [r.run_id for r in status.open_runs] in ([run_id], []), "listed again (or already finished)"
@@ -308,24 +310,19 @@ def test_an_idle_gateway_reports_its_database_gone_when_health_is_asked(mariadb,
     ).start()
     channel = grpc.insecure_channel(gateway.target)
 
-    def database_health() -> tuple[int, str]:
-        reply, call = health_pb2_grpc.HealthStub(channel).Check.with_call(
-            health_pb2.HealthCheckRequest(service="execgw.database"), timeout=5)
-        return reply.status, dict(call.trailing_metadata() or ()).get(REASON_KEY, "")
-
     try:
-        assert database_health() == (SERVING, "")
+        assert database_health(channel) == (SERVING, "")
         if outage == "stopped":
             mariadb.stop()
         else:
             mariadb.hang()
-        eventually(lambda: database_health()[0] == NOT_SERVING, timeout=20, what="health noticing the idle outage")
-        assert "the database does not answer" in database_health()[1]
+        eventually(lambda: database_health(channel)[0] == NOT_SERVING, timeout=20, what="health noticing the idle outage")
+        assert "the database does not answer" in database_health(channel)[1]
         if outage == "stopped":
             mariadb.start()
         else:
             mariadb.wake()
-        eventually(lambda: database_health() == (SERVING, ""), timeout=30, what="health seeing the database back")
+        eventually(lambda: database_health(channel) == (SERVING, ""), timeout=30, what="health seeing the database back")
     finally:
         channel.close()
         gateway.stop()
