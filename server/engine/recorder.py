@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from datetime import datetime
 from operator import attrgetter
-from typing import Any, Protocol, get_args, get_type_hints
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -33,9 +33,6 @@ from execgw.server.ib.error_codes import NOT_CONNECTED_CODE, OrderErrorKind, cla
 log = logging.getLogger(__name__)
 
 _EXECUTION_FIELDS = tuple(f.name for f in fields(ib.ExecutionReport))
-_execution_types = get_type_hints(ib.ExecutionReport)
-_EXECUTION_DATETIMES = tuple(name for name in _EXECUTION_FIELDS
-                             if datetime in (_execution_types[name], *get_args(_execution_types[name])))
 _execution_values = attrgetter(*_EXECUTION_FIELDS)
 _EXECUTION_DICT = not hasattr(ib.ExecutionReport, "__slots__")  # its instances keep their fields in __dict__
 _orders = TradeOrder.__table__.c
@@ -592,14 +589,11 @@ def fill_row_payload(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _raw_payload(execution: ib.ExecutionReport) -> dict[str, Any]:
-    """The execution as IB reported it, JSON-safe (datetimes as ISO text), for trade_fills.raw_payload."""
+    """The execution as IB reported it, for trade_fills.raw_payload. Its datetimes stay datetimes
+    here: the JSON encoder writes them as ISO text (server/db/driver_insert.py), in C."""
     # A dataclass's __dict__ holds its fields in their order: a copy is the fields by name.
-    values = dict(execution.__dict__) if _EXECUTION_DICT else dict(
+    return dict(execution.__dict__) if _EXECUTION_DICT else dict(
         zip(_EXECUTION_FIELDS, _execution_values(execution), strict=True))
-    for name in _EXECUTION_DATETIMES:
-        if values[name] is not None:
-            values[name] = values[name].isoformat()
-    return values
 
 
 def _version(exec_id: str) -> tuple[int, str]:

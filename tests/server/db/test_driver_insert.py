@@ -6,6 +6,7 @@ MariaDB session in NO_BACKSLASH_ESCAPES mode (whose escaping differs)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -82,12 +83,14 @@ def _rows(batch: str) -> list[dict[str, Any]]:
 
 
 def _stored(db: Engine, batch: str) -> list[tuple[Any, ...]]:
-    """Each row as the database returns it raw (JSON as its text, datetimes as the driver reads
-    them), by position."""
+    """Each row as the database returns it raw (datetimes as the driver reads them), by
+    position; the JSON text parsed by json.loads, as SQLAlchemy reads it (the writer's JSON is
+    compact, SQLAlchemy's has spaces: the values are what must match)."""
     with db.connect() as conn:
-        return [tuple(row) for row in conn.execute(text(
+        rows = conn.execute(text(
             "SELECT position, text, doc, moment, amount, count FROM driver_insert_scratch "
-            "WHERE batch = :b ORDER BY position"), {"b": batch})]
+            "WHERE batch = :b ORDER BY position"), {"b": batch})
+        return [(p, t, None if doc is None else json.loads(doc), *rest) for p, t, doc, *rest in rows]
 
 
 def _statements(db: Engine) -> list[str]:
@@ -167,13 +170,38 @@ def test_a_mariadb_session_without_backslash_escapes_gets_its_own_escaping(fresh
         engine.dispose()
 
 
-def test_json_text_is_what_json_dumps_writes():
-    import json
+def test_json_text_reads_back_as_the_values_written():
+    """orjson writes the text (compact, UTF-8); json.loads (what SQLAlchemy reads a JSON column
+    with) must get the same values back, datetimes as their ISO text; what orjson cannot write
+    goes through json.dumps."""
+    from datetime import UTC, timedelta, timezone
 
-    for value in [{"a": 1.5, "b": [None, True, "é'\"\\"]}, {"nan": float("nan"), "inf": float("inf")}, [], "s", 3]:
-        assert driver_insert._json_dumps(value) == json.dumps(value)
+    for value in [{"a": 1.5, "b": [None, True, "é'\"\\😀\u2028"], "c": {"d": -0.0, "e": 1e-300, "f": 2**63 - 1}},
+                  [], "s", 3, {"x": 0.1 + 0.2}]:
+        assert json.loads(driver_insert._json_dumps(value)) == value
+    moments = [datetime(2026, 1, 1), datetime(2026, 1, 1, 9, 30, 0, 123456, tzinfo=UTC),
+               datetime(2026, 1, 1, 9, 30, tzinfo=timezone(timedelta(hours=-5)))]
+    assert json.loads(driver_insert._json_dumps({"when": moments})) == {"when": [m.isoformat() for m in moments]}
+    # JSON has no NaN: null, which MariaDB's JSON check accepts (json.dumps' NaN it refuses).
+    assert json.loads(driver_insert._json_dumps({"nan": float("nan"), "inf": float("-inf")})) == \
+        {"nan": None, "inf": None}
+    # Past orjson: json.dumps, datetimes still as ISO text.
+    assert json.loads(driver_insert._json_dumps({"big": 2**70, "at": moments[0]})) == \
+        {"big": 2**70, "at": moments[0].isoformat()}
+    assert json.loads(driver_insert._json_dumps({1: "one"})) == {"1": "one"}
     with pytest.raises(TypeError):
-        driver_insert._json_dumps({"when": datetime(2026, 1, 1)})
+        driver_insert._json_dumps({"what": object()})
+
+
+def test_a_nan_in_a_json_value_is_stored_as_null(db):
+    """A NaN in a payload (IB's doubles can be anything) must not cost its batch: MariaDB
+    refuses the text `NaN` in a JSON column, and one refused row fails the transaction."""
+    rows = [{c: None for c in COLUMNS} | {"batch": "nan", "position": 0, "doc": {"price": float("nan"), "qty": 1.0}}]
+    with db.begin() as conn:
+        DriverInsert(scratch, COLUMNS).execute(conn, rows)
+    with db.connect() as conn:
+        assert conn.execute(select(scratch.c.doc).where(scratch.c.batch == "nan")).scalar_one() == \
+            {"price": None, "qty": 1.0}
 
 
 @given(st.text(alphabet=st.sampled_from(list("ab'\"\\\n\r\x00\x1a%_é€😀 {}:,")) | st.characters(), max_size=60))

@@ -9,6 +9,7 @@ directly afterwards, and what watchers were published is compared with what was 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -233,8 +234,9 @@ def test_duplicates_within_a_batch_and_across_batches_are_ignored_without_failin
 
 def test_rows_written_through_the_driver_read_back_as_the_orm_writes_them(db):
     """Fills and events go to the driver's executemany with their values converted by us (JSON
-    text; on SQLite datetimes as text): they must be what the ORM would have stored, to the
-    character, or comparisons and sorts in SQL would differ between old and new rows."""
+    text; on SQLite datetimes as text): datetimes must be what the ORM would have stored, to the
+    character, or comparisons and sorts in SQL would differ between old and new rows; JSON texts
+    (which SQL never compares: the writer's are compact) must hold the same values."""
     order = _order(db)
     moment = datetime(2026, 11, 28, 14, 30, 5)  # no microseconds: the ORM's text still has them
     payload = {"é": "ü", "n": 1.5, "nested": {"list": [1, None, True]}}
@@ -252,7 +254,8 @@ def test_rows_written_through_the_driver_read_back_as_the_orm_writes_them(db):
     with db.connect() as conn:
         raw = conn.execute(text("SELECT payload, ib_time FROM trade_events WHERE run_id = :r ORDER BY sequence"),
                            {"r": order.run_id}).all()
-    assert raw[0] == raw[1], "stored the same way"
+    assert raw[0][1] == raw[1][1], "the datetime stored the same way"
+    assert json.loads(raw[0][0]) == json.loads(raw[1][0]) == payload
 
     fill = _execution(order, _exec_id())
     asyncio.run(Store(db).write(lambda rec: rec.record_fill(fill)))
