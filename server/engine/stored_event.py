@@ -4,16 +4,16 @@ Its own module so that the event bus and the API need nothing from the store to 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from execgw.server.db.models import TradeEvent
 
 
-@dataclass(frozen=True)
-class StoredEvent:
-    """An event row after its transaction committed: safe to hand to watchers."""
+class StoredEvent(NamedTuple):
+    """An event row after its transaction committed: safe to hand to watchers. (A named tuple:
+    immutable like a frozen dataclass, and made in a third of the time; the writer makes two
+    or three per execution.)"""
 
     run_id: str
     sequence: int
