@@ -70,6 +70,34 @@ def test_the_quick_scan_skips_only_texts_no_pattern_would_change(text: str) -> N
     assert logs.mask_secrets(text) == full
 
 
+@given(st.text(alphabet=st.sampled_from(list('ab =\n\t"\\é€😀\u2028\x00\x1f')) | st.characters(), max_size=40))
+@settings(max_examples=500, deadline=None)
+def test_a_text_field_is_quoted_as_json_dumps_quotes_it(text: str) -> None:
+    """The text format quotes a value with spaces, quotes, = or line breaks as a JSON string
+    (json's C quoting, without building json.dumps' encoder per value): the same text."""
+    quoted = logs._text_value(text)
+    if not text or any(c in text for c in ' "=\n\t'):
+        assert quoted == json.dumps(text, ensure_ascii=False)
+    else:
+        assert quoted == text
+
+
+@given(st.floats(min_value=0, max_value=4102444800, allow_nan=False))
+@settings(max_examples=500, deadline=None)
+def test_the_timestamp_is_the_utc_millisecond_of_the_record(created: float) -> None:
+    """Each second's text is kept for the lines after it; every line still shows its own
+    millisecond (truncated), in UTC, as ISO 8601 with a Z."""
+    from datetime import UTC, datetime
+
+    entry = record("x")
+    entry.created = created
+    expected = datetime.fromtimestamp(int(created * 1000) / 1000 + 1e-7, UTC)
+    assert logs._timestamp(entry) == expected.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    entry.created = created + 0.5
+    later = datetime.fromtimestamp(int((created + 0.5) * 1000) / 1000 + 1e-7, UTC)
+    assert logs._timestamp(entry) == later.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def test_a_level_per_component_and_a_bad_level_refused():
     logs.configure("text", {"execgw.server.ib": "debug", "execgw.journal": "WARNING"})
     try:
