@@ -74,10 +74,10 @@ class OrderEntry:
         0.1 + 0.2 shares is 0.3)."""
         shares = state.as_shares(fill.filled_qty)
         self.shares += shares
-        self.notional += shares * Decimal(repr(float(fill.price)))
+        self.notional += shares * state.as_shares(fill.price)
 
     def count_out(self, fill: FillEntry) -> None:
         """A fill superseded by its correction: it no longer counts."""
         shares = state.as_shares(fill.filled_qty)
         self.shares -= shares
-        self.notional -= shares * Decimal(repr(float(fill.price)))
+        self.notional -= shares * state.as_shares(fill.price)

@@ -10,12 +10,20 @@ from decimal import Decimal
 
 from execgw.server.db.models import OrderStatus, RunStatus
 
+_EXACT_KEPT = 4096
+_exact: dict[float, Decimal] = {}  # the decimals of values seen: a flood repeats its quantities and prices
+
 
 def as_shares(value: float) -> Decimal:
-    """A share quantity as the exact decimal it was written as. Quantities travel as doubles
-    (IB's wire, our columns); comparing them as decimals means 0.1 + 0.2 shares is 0.3, and
-    no tolerance can let 1e-9 shares pass for a filled order."""
-    return Decimal(repr(float(value)))
+    """A share quantity (or a price) as the exact decimal it was written as. Quantities travel
+    as doubles (IB's wire, our columns); comparing them as decimals means 0.1 + 0.2 shares is
+    0.3, and no tolerance can let 1e-9 shares pass for a filled order."""
+    exact = _exact.get(value)
+    if exact is None:
+        exact = Decimal(repr(float(value)))
+        if len(_exact) < _EXACT_KEPT:
+            _exact[value] = exact
+    return exact
 
 
 # States IB will not move an order out of by itself. INACTIVE is left out on purpose: IB reports
@@ -28,14 +36,17 @@ _CANCELLED_IB_STATES = frozenset({"Cancelled", "ApiCancelled", "PendingCancel"})
 
 
 def is_filled(filled_qty: float, ordered: float) -> bool:
-    return as_shares(filled_qty) >= as_shares(ordered)
+    """Compared as doubles, which is exact: two doubles compare as the decimals of their reprs
+    do (each repr lies in its own double's rounding interval). What needs the decimals is adding
+    quantities up (OrderEntry.count_in), not comparing the sums."""
+    return float(filled_qty) >= float(ordered)
 
 
 def working_status(filled_qty: float, ordered: float) -> OrderStatus:
     """The state of an order IB is working, from the executions we hold."""
     if is_filled(filled_qty, ordered):
         return OrderStatus.FILLED
-    if as_shares(filled_qty) > 0:
+    if filled_qty > 0:  # a double's sign is its decimal's
         return OrderStatus.PARTIALLY_FILLED
     return OrderStatus.SUBMITTED
 

@@ -4,6 +4,8 @@ orders mean for the run. Filled quantity always comes from executions."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from execgw.server.db.models import OrderStatus as S
 from execgw.server.db.models import RunStatus as R
@@ -81,3 +83,23 @@ def test_an_order_is_filled_only_when_its_executions_reach_its_quantity_exactly(
     assert is_filled(100.0, 100)
     assert working_status(0.0, 1e-9) == S.SUBMITTED
     assert run_status([OrderOutcome("tiny", S.SUBMITTED, 1e-9, 0.0, None)], False)[0] == R.FAILED
+
+
+@given(st.one_of(st.floats(allow_nan=False), st.integers(-(2**60), 2**60)),
+       st.one_of(st.floats(allow_nan=False), st.integers(-(2**60), 2**60)))
+@settings(max_examples=2000, deadline=None)
+def test_the_whole_share_shortcut_decides_as_the_exact_decimals_do(filled, ordered):
+    """is_filled compares whole numbers as doubles, skipping the decimals; working_status
+    tests the sign of the double. Both must decide exactly as the decimals of the quantities
+    as written would, for every value, huge, tiny, negative or infinite."""
+    from decimal import Decimal
+
+    from execgw.server.engine.state import as_shares, is_filled, working_status
+
+    def exact(value: float) -> Decimal:
+        return Decimal(repr(float(value)))
+
+    assert is_filled(filled, ordered) == (exact(filled) >= exact(ordered))
+    assert as_shares(filled) == exact(filled) and as_shares(filled) == as_shares(filled)
+    expected = S.FILLED if exact(filled) >= exact(ordered) else S.PARTIALLY_FILLED if exact(filled) > 0 else S.SUBMITTED
+    assert working_status(filled, ordered) == expected
