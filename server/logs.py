@@ -9,8 +9,11 @@ token or a password on purpose, but an exception text quoting a URL or a header 
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 import re
 import sys
 import time
@@ -105,15 +108,71 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
+QUEUED_LINES = 100_000  # lines waiting for stderr before new ones are dropped (and counted)
+
+
+class _Enqueue(logging.handlers.QueueHandler):
+    """Hands records to the writer thread (QueueListener) instead of formatting and writing them
+    on the caller's thread, the event loop above all: a journal line is some 25 µs of formatting,
+    and a stderr that blocks (a full pipe) would otherwise stop the loop, and trading with it.
+
+    The message is rendered here, at the call (its arguments may change after it); the rest of
+    the record (fields, exception) is formatted by the writer thread, in this same process. If
+    stderr falls QUEUED_LINES behind, new lines are dropped and a line says how many."""
+
+    def __init__(self, queue: queue.Queue[logging.LogRecord | None]) -> None:
+        super().__init__(queue)
+        self.dropped = 0
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.msg = record.getMessage()
+        record.args = None
+        return record
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            if self.dropped:
+                self.queue.put_nowait(logging.makeLogRecord({
+                    "name": __name__, "levelno": logging.WARNING, "levelname": "WARNING",
+                    "msg": f"{self.dropped} log lines dropped: stderr did not keep up"}))
+                self.dropped = 0
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+
+class _Writer(logging.handlers.QueueListener):
+    def enqueue_sentinel(self) -> None:
+        self.queue.put(self._sentinel)  # type: ignore[attr-defined]  # waits for room: every line before it is written
+
+
+_listener: _Writer | None = None
+
+
+def stop() -> None:
+    """Writes every line still queued, then stops the writer thread (at exit, and before
+    `configure` replaces it)."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
+
+
 def configure(log_format: LogFormat = "text", levels: Mapping[str, str] | None = None, verbose: bool = False) -> None:
-    """Replaces the root handler: one stream to stderr in the chosen format, then the levels per
-    component (`{"execgw.server.ib": "DEBUG"}`), a bad level name refused with ValueError."""
+    """Replaces the root handler: one stream to stderr in the chosen format, written by a thread
+    of its own (_Enqueue), then the levels per component (`{"execgw.server.ib": "DEBUG"}`), a bad
+    level name refused with ValueError."""
+    global _listener
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else KeyValueFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+    stop()
+    lines: queue.Queue[logging.LogRecord | None] = queue.Queue(QUEUED_LINES)
+    _listener = _Writer(lines, handler)
+    _listener.start()
+    root.addHandler(_Enqueue(lines))
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     # What neither format prints, not gathered for every line (the logging HOWTO's "Optimization"):
     # the caller's file and line (a walk up the stack), thread, process and multiprocessing names.
@@ -128,3 +187,6 @@ def configure(log_format: LogFormat = "text", levels: Mapping[str, str] | None =
         if not isinstance(value, int):
             raise ValueError(f"log level for {name!r}: {level!r} is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         logging.getLogger(name).setLevel(value)
+
+
+atexit.register(stop)

@@ -3,12 +3,15 @@ and execution, levels per component, and never a secret."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -109,6 +112,95 @@ def test_a_level_per_component_and_a_bad_level_refused():
     finally:
         for name in ("execgw.server.ib", "execgw.journal"):
             logging.getLogger(name).setLevel(logging.NOTSET)
+        _unconfigure()
+
+
+def _unconfigure() -> None:
+    """Back to no handler: the writer thread stopped after writing what it holds."""
+    logs.stop()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+
+
+class BlockedStream(io.StringIO):
+    """A stderr whose writes wait until `opened` is set (a full pipe nobody reads)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.opened.wait(30)
+        return super().write(text)
+
+
+def test_lines_are_written_by_a_thread_of_their_own_in_order_rendered_at_the_call(monkeypatch):
+    """The caller (the event loop) only queues a line: a stderr that blocks costs it nothing.
+    Each message is rendered when logged, not when written; fields and tracebacks are written
+    as before; every queued line is written at stop; past QUEUED_LINES new lines are dropped
+    and a line says how many."""
+    stream = BlockedStream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    monkeypatch.setattr(logs, "QUEUED_LINES", 50)
+    logs.configure("text")
+    try:
+        log = logging.getLogger("execgw.test.queue")
+        holdings = ["AAPL"]
+        started = time.monotonic()
+        log.info("holdings %s", holdings, extra={"run_id": "r-1"})
+        holdings.append("MSFT")  # after the call: not in its line
+        try:
+            raise RuntimeError("password=s3cr3t-token-value")
+        except RuntimeError:
+            log.exception("failed")
+        for number in range(100):
+            log.info("line %d", number)
+        assert time.monotonic() - started < 1.0, "the caller waited for stderr"
+        assert stream.getvalue() == ""
+        stream.opened.set()
+        logs.stop()
+        lines = stream.getvalue().splitlines()
+        assert 'msg="holdings [\'AAPL\']" run_id=r-1' in lines[0]
+        assert "msg=failed" in lines[1] and "exc=" in lines[1] and "RuntimeError" in lines[1]
+        assert "s3cr3t-token-value" not in stream.getvalue()
+        written = [int(line.split("msg=\"line ")[1].split('"')[0]) for line in lines if 'msg="line ' in line]
+        assert written == list(range(len(written))), "in order, none skipped before the drops"
+        assert 40 <= len(written) < 100, "some were dropped past the bound"
+    finally:
+        _unconfigure()
+
+
+def _until_quiet(stream: io.StringIO) -> None:
+    """Until the writer thread has written what it held (nothing new for 0.2 s)."""
+    deadline, written = time.monotonic() + 10, -1
+    while written != len(stream.getvalue()):
+        assert time.monotonic() < deadline
+        written = len(stream.getvalue())
+        time.sleep(0.2)
+
+
+def test_the_count_of_dropped_lines_is_written_when_there_is_room_again(monkeypatch):
+    stream = BlockedStream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    monkeypatch.setattr(logs, "QUEUED_LINES", 5)
+    logs.configure("text")
+    try:
+        log = logging.getLogger("execgw.test.queue")
+        for number in range(20):
+            log.info("line %d", number)
+        stream.opened.set()
+        _until_quiet(stream)
+        log.info("room again")
+        logs.stop()
+        lines = stream.getvalue().splitlines()
+        dropped = [line for line in lines if "log lines dropped" in line]
+        assert len(dropped) == 1 and "level=WARNING" in dropped[0]
+        count = int(dropped[0].split('msg="')[1].split(" ")[0])
+        assert count == 20 - len([line for line in lines if 'msg="line ' in line]) and count > 0
+        assert lines[-2:] == [dropped[0], lines[-1]] and 'msg="room again"' in lines[-1]
+    finally:
+        _unconfigure()
 
 
 def test_json_lines_of_a_run_name_every_state_change_and_execution(
