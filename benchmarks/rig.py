@@ -5,6 +5,7 @@ production, so its RSS is its own and it shares no GIL with the clients), gRPC h
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -114,6 +115,12 @@ def gateway(database_url: str, sim_port: int, folder: Path, **settings: object) 
 def gateway_pid(process: GatewayProcess) -> int:
     assert process.process is not None
     return process.process.pid
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far, user and system (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:

@@ -23,7 +23,7 @@ from typing import Any
 from benchmarks import floors
 from benchmarks.figures import Figure, guarded
 from benchmarks.plan import Context
-from benchmarks.rig import Database, gateway, stub_for
+from benchmarks.rig import Database, cpu_seconds, gateway, gateway_pid, stub_for
 from benchmarks.simproc import SimProcess
 from benchmarks.watched_run import WatchedRun, paced, resting_behaviour, watch_release
 
@@ -35,8 +35,9 @@ def _pacing(ctx: Context, rate: int) -> tuple[int, int, float]:
     return paced(rate, max(10, int(rate * ctx.sizes.throughput_seconds)))
 
 
-def step_verdict(watched: WatchedRun, executions: int, nominal: int) -> dict[str, Any]:
-    """What one step shows: the achieved rate, the lag at its start and end, sustained or not."""
+def step_verdict(watched: WatchedRun, executions: int, nominal: int, cpu: float | None = None) -> dict[str, Any]:
+    """What one step shows: the achieved rate, the lag at its start and end, sustained or not;
+    with `cpu` (the gateway's CPU seconds over the step), its CPU per execution."""
     result = watched.results[0]
     lags = sorted(((watched.sent[e], got - watched.sent[e]) for e, _, got in result.fills if e in watched.sent))
     made = [at for at, _ in lags]
@@ -56,6 +57,7 @@ def step_verdict(watched: WatchedRun, executions: int, nominal: int) -> dict[str
         "lag_end_s": round(last, 4),
         "lag_growth_s": round(growth, 4),
         "sustained": delivered and growth <= 0.1 + 0.02 * span,
+        "gateway_cpu_us_per_execution": round(1e6 * cpu / executions, 1) if cpu is not None and executions else None,
     }
 
 
@@ -66,9 +68,12 @@ def _repeat(ctx: Context, database: Database, scenario: dict[str, Any], figure: 
         for rate in ctx.sizes.throughput_rates:
             orders, per_order, _ = _pacing(ctx, rate)
             ctx.say(f"[{database.label}] throughput: offering {rate}/s")
+            cpu_before = cpu_seconds(gateway_pid(gw))
             watched = watch_release(stub, gw.target, sim, f"thr{rate}-{ctx.tag()}", f"T{rate}", per_order, 1,
                                     orders=orders, keep_fills=True)
-            steps.append(step_verdict(watched, orders * per_order, rate))
+            cpu = cpu_seconds(gateway_pid(gw)) - cpu_before
+            steps.append(step_verdict(watched, orders * per_order, rate, cpu))
+            ctx.say(f"[{database.label}] throughput: {steps[-1]}")
             if not steps[-1]["sustained"]:
                 break
     sustained = [s for s in steps if s["sustained"]]
