@@ -16,7 +16,7 @@ _exact: dict[float, Decimal] = {}  # the decimals of values seen: a flood repeat
 
 def as_shares(value: float) -> Decimal:
     """A share quantity (or a price) as the exact decimal it was written as. Quantities travel
-    as doubles (IB's wire, our columns); comparing them as decimals means 0.1 + 0.2 shares is
+    as doubles (IB's wire, our columns); adding them up as decimals means 0.1 + 0.2 shares is
     0.3, and no tolerance can let 1e-9 shares pass for a filled order."""
     exact = _exact.get(value)
     if exact is None:
