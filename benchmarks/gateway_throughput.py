@@ -1,6 +1,6 @@
 """Where the gateway, not the simulator, becomes the limit.
 
-    .venv/bin/python benchmarks/gateway_throughput.py [--fills 5000] [--runs 50] [--database-url URL]
+    .venv/bin/python -m benchmarks.gateway_throughput [--fills 5000] [--runs 50] [--database-url URL]
 
 The simulator runs as its own process (`execgw sim`), the gateway in this process, the client
 over gRPC. Two figures:
@@ -16,7 +16,6 @@ over gRPC. Two figures:
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -27,29 +26,17 @@ from pathlib import Path
 
 import grpc
 
+from benchmarks.simproc import start_sim_cli
 from execgw.server.config import Settings
 from execgw.server.embedded import GatewayThread
 from execgw.server.engine.runs import EngineTimings
 from execgw.v1 import execution_pb2 as pb
 from execgw.v1 import execution_pb2_grpc as pb_grpc
 
-EXECGW = Path(sys.executable).parent / "execgw"
-
 
 def start_simulator(folder: Path, fills: int) -> tuple[subprocess.Popen[bytes], int]:
-    scenario = folder / "scenario.json"
-    scenario.write_text(json.dumps({"orders": {"flood-*": {"fills": fills, "price": 100.0}}}))
-    log = folder / "sim.log"
-    with log.open("wb") as out:  # a file, not a pipe: nobody drains a pipe once the port is read
-        process = subprocess.Popen([str(EXECGW), "sim", "--port", "0", "--scenario", str(scenario)],
-                                   stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for line in log.read_text().splitlines():
-            if "listening on" in line:
-                return process, int(line.rsplit(":", 1)[1].split()[0])
-        time.sleep(0.1)
-    raise RuntimeError("the simulator did not start")
+    process, port, _ = start_sim_cli(folder, {"orders": {"flood-*": {"fills": fills, "price": 100.0}}})
+    return process, port
 
 
 def run_to_end(stub: pb_grpc.ExecutionServiceStub, order: pb.OrderSpec) -> tuple[float, int]:

@@ -1,6 +1,6 @@
 """A reconnect that replays the day's executions: how long until the gateway has stored them all.
 
-    .venv/bin/python benchmarks/replay.py [--executions 5000 20000 50000] [--database-url URL]
+    .venv/bin/python -m benchmarks.replay [--executions 5000 20000 50000] [--database-url URL]
                                           [--repeat N] [--py-spy PREFIX]
 
 For each size N, with the simulator as its own process (`execgw sim`) and a fresh database:
@@ -29,7 +29,6 @@ only, into PREFIX-N.txt (py-spy's raw format, one line per stack, its thread nam
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import signal
@@ -51,6 +50,7 @@ from ibapi.wrapper import EWrapper
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
+from benchmarks.simproc import start_sim_cli
 from execgw.server.config import Settings
 from execgw.server.db.engine import make_engine
 from execgw.server.db.models import TradeFill, TradeOrder
@@ -60,26 +60,14 @@ from execgw.server.ib.reader import LinearReaderClient
 from execgw.v1 import execution_pb2 as pb
 from execgw.v1 import execution_pb2_grpc as pb_grpc
 
-EXECGW = Path(sys.executable).parent / "execgw"
 CLIENT_ID = 1  # the gateway's IB client id (its default)
 HELD_SECONDS = 6.0  # how long IB holds the order before filling it: time enough to stop the gateway
 
 
 def start_simulator(folder: Path, executions: int) -> tuple[subprocess.Popen[bytes], int, Path]:
-    scenario = folder / "scenario.json"
-    scenario.write_text(json.dumps({"orders": {"replay-*": {
+    return start_sim_cli(folder, {"orders": {"replay-*": {
         "fills": executions, "fill_delay": HELD_SECONDS, "late_fill": True, "price": 100.0,
-    }}}))
-    log = folder / "sim.log"
-    with log.open("wb") as out:  # a file, not a pipe: nobody drains a pipe once the port is read
-        process = subprocess.Popen([str(EXECGW), "sim", "--port", "0", "--scenario", str(scenario)],
-                                   stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if match := re.search(r"listening on [\d.]+:(\d+)", log.read_text()):
-            return process, int(match.group(1)), log
-        time.sleep(0.1)
-    raise RuntimeError("the simulator did not start")
+    }}})
 
 
 FLOOD_BATCH = 500  # the simulator logs "N executions sent" only for more than this (sim/engine.py)

@@ -5,20 +5,48 @@ would slow whichever it shares with. `execgw sim` runs alone but keeps its recor
 this runs `SimulatorThread` in a child process and answers a few questions over a pipe: when each
 execution was made (on this machine's clock, for latencies), which PLACE_ORDERs were refused and
 with what code; and it releases resting orders when told.
+
+`start_sim_cli` starts `execgw sim` itself, for the scripts that read what it logs (its
+"N executions sent" lines).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
+import re
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from execgw.sim.scenario import Scenario
 from execgw.sim.thread import SimulatorThread
 
 START_TIMEOUT = 30.0
+EXECGW = Path(sys.executable).parent / "execgw"
+
+
+def start_sim_cli(folder: Path, scenario: dict[str, Any]) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """`execgw sim` on a free port with `scenario`, logging to folder/sim.log: the process, its
+    port and its log."""
+    scenario_file = folder / "scenario.json"
+    scenario_file.write_text(json.dumps(scenario))
+    log = folder / "sim.log"
+    with log.open("wb") as out:  # a file, not a pipe: nobody drains a pipe once the port is read
+        process = subprocess.Popen([str(EXECGW), "sim", "--port", "0", "--scenario", str(scenario_file)],
+                                   stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if match := re.search(r"listening on [\d.]+:(\d+)", log.read_text()):
+            return process, int(match.group(1)), log
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the simulator did not start")
 
 
 def _executions(sim: SimulatorThread, prefix: str) -> list[tuple[str, str, float, float]]:
