@@ -135,15 +135,20 @@ class BlockedStream(io.StringIO):
         return super().write(text)
 
 
+def _configure_on_a_blocked_stderr(monkeypatch: pytest.MonkeyPatch, queued_lines: int) -> BlockedStream:
+    stream = BlockedStream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    monkeypatch.setattr(logs, "QUEUED_LINES", queued_lines)
+    logs.configure("text")
+    return stream
+
+
 def test_lines_are_written_by_a_thread_of_their_own_in_order_rendered_at_the_call(monkeypatch):
     """The caller (the event loop) only queues a line: a stderr that blocks costs it nothing.
     Each message is rendered when logged, not when written; fields and tracebacks are written
     as before; every queued line is written at stop; past QUEUED_LINES new lines are dropped
     and a line says how many."""
-    stream = BlockedStream()
-    monkeypatch.setattr(sys, "stderr", stream)
-    monkeypatch.setattr(logs, "QUEUED_LINES", 50)
-    logs.configure("text")
+    stream = _configure_on_a_blocked_stderr(monkeypatch, queued_lines=50)
     try:
         log = logging.getLogger("execgw.test.queue")
         holdings = ["AAPL"]
@@ -181,10 +186,7 @@ def _until_quiet(stream: io.StringIO) -> None:
 
 
 def test_the_count_of_dropped_lines_is_written_when_there_is_room_again(monkeypatch):
-    stream = BlockedStream()
-    monkeypatch.setattr(sys, "stderr", stream)
-    monkeypatch.setattr(logs, "QUEUED_LINES", 5)
-    logs.configure("text")
+    stream = _configure_on_a_blocked_stderr(monkeypatch, queued_lines=5)
     try:
         log = logging.getLogger("execgw.test.queue")
         for number in range(20):
