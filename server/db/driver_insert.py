@@ -144,23 +144,17 @@ def _isoformat(value: Any) -> str:
     raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
 
 
+# pymysql's escapes, backslash first (the others add backslashes of their own).
+_MYSQL_ESCAPES = (("\\", "\\\\"), ("'", "\\'"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"),
+                  ("\x00", "\\0"), ("\x1a", "\\Z"))
+
+
 def _mysql_string(value: str) -> str:
     """pymysql's `escape_string` (backslash escapes, for a server without NO_BACKSLASH_ESCAPES),
     quoted: a scan per special character instead of a dict lookup per character."""
-    if "\\" in value:
-        value = value.replace("\\", "\\\\")
-    if "'" in value:
-        value = value.replace("'", "\\'")
-    if '"' in value:
-        value = value.replace('"', '\\"')
-    if "\n" in value:
-        value = value.replace("\n", "\\n")
-    if "\r" in value:
-        value = value.replace("\r", "\\r")
-    if "\x00" in value:
-        value = value.replace("\x00", "\\0")
-    if "\x1a" in value:
-        value = value.replace("\x1a", "\\Z")
+    for special, escaped in _MYSQL_ESCAPES:
+        if special in value:
+            value = value.replace(special, escaped)
     return "'" + value + "'"
 
 
