@@ -15,7 +15,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
@@ -112,19 +111,9 @@ def test_db_upgrade_that_fails_never_shows_the_password(url_form: str, password_
     assert "failed" in done.stderr
 
 
-def serving(port: int) -> bool:
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            answer = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service="execgw.ib.paper"), timeout=1)
-        return answer.status == health_pb2.HealthCheckResponse.SERVING
-    except grpc.RpcError:
-        return False
-
-
 @pytest.mark.parametrize("form", FORMS)
 def test_serve_uses_the_password_and_never_shows_it(
-    form: str, password_user: PasswordUser, tmp_path: Path, free_port, eventually
+    form: str, password_user: PasswordUser, tmp_path: Path, free_port, eventually, serving
 ):
     arguments, env = arguments_and_environment(form, password_user, tmp_path)
     port = free_port()
@@ -133,7 +122,9 @@ def test_serve_uses_the_password_and_never_shows_it(
         process = subprocess.Popen([str(EXECGW), "serve", "--listen", f"127.0.0.1:{port}", *arguments],
                                    cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        eventually(lambda: serving(port) or process.poll() is not None, 60, "the gateway did not start")
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            eventually(lambda: serving(channel, "execgw.ib.paper") or process.poll() is not None, 60,
+                       "the gateway did not start")
         assert process.poll() is None, log.read_text()
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0
