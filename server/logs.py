@@ -120,8 +120,8 @@ class _Enqueue(logging.handlers.QueueHandler):
     the record (fields, exception) is formatted by the writer thread, in this same process. If
     stderr falls QUEUED_LINES behind, new lines are dropped and a line says how many."""
 
-    def __init__(self, queue: queue.Queue[logging.LogRecord | None]) -> None:
-        super().__init__(queue)
+    def __init__(self, lines: queue.Queue[logging.LogRecord | None]) -> None:
+        super().__init__(lines)
         self.dropped = 0
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
