@@ -16,6 +16,7 @@ import logging.handlers
 import queue
 import re
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -109,19 +110,23 @@ class JsonFormatter(logging.Formatter):
 
 
 QUEUED_LINES = 100_000  # lines waiting for stderr before new ones are dropped (and counted)
+LINES_PER_WRITE = 1_000  # the most lines the writer thread takes off the queue for one write
 
 
 class _Enqueue(logging.handlers.QueueHandler):
-    """Hands records to the writer thread (QueueListener) instead of formatting and writing them
-    on the caller's thread, the event loop above all: a journal line is some 25 µs of formatting,
+    """Hands records to the writer thread (`_Writer`) instead of formatting and writing them on
+    the caller's thread, the event loop above all: a journal line is some 25 µs of formatting,
     and a stderr that blocks (a full pipe) would otherwise stop the loop, and trading with it.
 
     The message is rendered here, at the call (its arguments may change after it); the rest of
-    the record (fields, exception) is formatted by the writer thread, in this same process. If
-    stderr falls QUEUED_LINES behind, new lines are dropped and a line says how many."""
+    the record (fields, exception) is formatted by the writer thread, in this same process. The
+    queue is a `SimpleQueue` (C, no condition variable: a put is a fraction of a microsecond);
+    its bound is kept here. If stderr falls `bound` lines behind, new lines are dropped and a
+    line says how many."""
 
-    def __init__(self, lines: queue.Queue[logging.LogRecord | None]) -> None:
+    def __init__(self, lines: queue.SimpleQueue[logging.LogRecord | None], bound: int) -> None:
         super().__init__(lines)
+        self.bound = bound
         self.dropped = 0
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
@@ -130,20 +135,62 @@ class _Enqueue(logging.handlers.QueueHandler):
         return record
 
     def enqueue(self, record: logging.LogRecord) -> None:
-        try:
-            if self.dropped:
-                self.queue.put_nowait(logging.makeLogRecord({
-                    "name": __name__, "levelno": logging.WARNING, "levelname": "WARNING",
-                    "msg": f"{self.dropped} log lines dropped: stderr did not keep up"}))
-                self.dropped = 0
-            self.queue.put_nowait(record)
-        except queue.Full:
+        lines = self.queue
+        if lines.qsize() >= self.bound:
             self.dropped += 1
+            return
+        if self.dropped:
+            lines.put_nowait(logging.makeLogRecord({
+                "name": __name__, "levelno": logging.WARNING, "levelname": "WARNING",
+                "msg": f"{self.dropped} log lines dropped: stderr did not keep up"}))
+            self.dropped = 0
+        lines.put_nowait(record)
 
 
-class _Writer(logging.handlers.QueueListener):
-    def enqueue_sentinel(self) -> None:
-        self.queue.put(self._sentinel)  # type: ignore[attr-defined]  # waits for room: every line before it is written
+class _Writer:
+    """The thread that formats queued records and writes them: everything waiting (up to
+    LINES_PER_WRITE) in one write and one flush, not a write, a flush and a lock per line."""
+
+    def __init__(self, lines: queue.SimpleQueue[logging.LogRecord | None], handler: logging.StreamHandler[Any]) -> None:
+        self._lines = lines
+        self._handler = handler
+        self._thread = threading.Thread(target=self._run, name="execgw-log-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Writes every line queued before this call, then ends the thread."""
+        self._lines.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        lines, handler = self._lines, self._handler
+        while True:
+            records = [lines.get()]
+            while len(records) < LINES_PER_WRITE:
+                try:
+                    records.append(lines.get_nowait())
+                except queue.Empty:
+                    break
+            texts: list[str] = []
+            last = False
+            for record in records:
+                if record is None:
+                    last = True  # stop() puts nothing after it
+                    break
+                try:
+                    texts.append(handler.format(record))
+                except Exception:
+                    handler.handleError(record)
+            if texts:
+                try:
+                    handler.stream.write("\n".join(texts) + "\n")
+                    handler.flush()
+                except Exception:
+                    handler.handleError(records[0])  # type: ignore[arg-type]  # prints why, to stderr
+            if last:
+                return
 
 
 _listener: _Writer | None = None
@@ -169,10 +216,10 @@ def configure(log_format: LogFormat = "text", levels: Mapping[str, str] | None =
     for old in list(root.handlers):
         root.removeHandler(old)
     stop()
-    lines: queue.Queue[logging.LogRecord | None] = queue.Queue(QUEUED_LINES)
+    lines: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
     _listener = _Writer(lines, handler)
     _listener.start()
-    root.addHandler(_Enqueue(lines))
+    root.addHandler(_Enqueue(lines, QUEUED_LINES))
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     # What neither format prints, not gathered for every line (the logging HOWTO's "Optimization"):
     # the caller's file and line (a walk up the stack), thread, process and multiprocessing names.
