@@ -8,6 +8,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from execgw.server import event_loop
 from execgw.server.app import Gateway
 from execgw.server.config import Settings
 from execgw.server.engine.runs import EngineTimings
@@ -37,7 +38,7 @@ class GatewayThread:
         self.gateway = Gateway(self.settings, timings=timings)
         self.connect_timeout = connect_timeout
         self.port = 0
-        self._loop = asyncio.new_event_loop()
+        self._loop = event_loop.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="execgw-gateway", daemon=True)
 
     @property

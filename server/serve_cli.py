@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from execgw.server import logs
+from execgw.server import event_loop, logs
 from execgw.server.api.bind_guard import RemoteBindRefused
 from execgw.server.api.callers import CallersFileError
 from execgw.server.api.tls import TlsConfigError
@@ -103,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         log.warning("the database password in --database-url is visible to every local user (ps); give it in "
                     "%s or a file (%s, --database-password-file) instead", PASSWORD_ENV, PASSWORD_FILE_ENV)
     try:
-        asyncio.run(serve(settings))
+        event_loop.run(serve(settings))
     except (DatabasePasswordError, TlsConfigError, CallersFileError) as exc:
         log.error("invalid configuration: %s", exc)
         return 2
