@@ -101,6 +101,7 @@ class ExecutionEngine:
 
     def add_session(self, session: IBSession) -> None:
         self._endpoints.sessions[session.endpoint.mode] = session
+        session.backpressure = self._reports.backpressure  # its decoding waits for the writer
         self._senders[session.endpoint.mode] = OrderSender(session, self._books.commit)
 
     @property

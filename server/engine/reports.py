@@ -25,6 +25,7 @@ from execgw.server.engine.recorder import Recorder
 from execgw.server.engine.runs import EngineTimings
 from execgw.server.engine.tasks import TaskSupervisor
 from execgw.server.ib import events as ib
+from execgw.server.ib.backpressure import Backpressure
 from execgw.server.ib.session import IBSession
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ class ReportIntake:
         self._tasks = tasks
         self._timings = timings
         self._inbox: asyncio.Queue[ib.IbEvent | None] = asyncio.Queue()  # None: stop after the rest
+        self._in_flight = 0  # events of the batch being applied
+        # The IB sessions' decoding waits while this many reports wait here (ib/backpressure.py).
+        self.backpressure = Backpressure(timings.max_decoded_reports, lambda: self.waiting)
         self.database_ok = True
         self.events_dropped = 0
         self.recovering = False
@@ -80,6 +84,11 @@ class ReportIntake:
     def held(self) -> int:
         return self._inbox.qsize()
 
+    @property
+    def waiting(self) -> int:
+        """Events offered and not yet applied: the inbox and the batch being applied."""
+        return self._inbox.qsize() + self._in_flight
+
     async def run(self) -> None:
         """Applies the inbox until `finish` is called and everything before it is applied."""
         while True:
@@ -93,6 +102,7 @@ class ReportIntake:
                     break
                 batch.append(event)
             self.on_batch(len(batch))
+            self._in_flight = len(batch)
             try:
                 await self._handle(batch)
             except Exception:
@@ -101,6 +111,9 @@ class ReportIntake:
                 # reports already applied are ignored as duplicates the second time.
                 log.exception("failed to apply a batch of %d IB events; applying them one by one", len(batch))
                 await self._handle_one_by_one(batch)
+            finally:
+                self._in_flight = 0
+                self.backpressure.room_made()
             if self.events_dropped and self._inbox.empty() and not self.recovering:
                 self.recovering = True
                 self._tasks.spawn(self._recover_dropped(), "recover-dropped-events")
@@ -213,6 +226,8 @@ class ReportIntake:
 
     def _database_changed(self, ok: bool) -> None:
         self.database_ok = ok
+        # While the database is down the held/dropped rule above applies, not the decoder's wait.
+        self.backpressure.set_enabled(ok)
         for listener in self.database_listeners:
             try:
                 listener(ok)

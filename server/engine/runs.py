@@ -46,6 +46,7 @@ class EngineTimings:
     commission_grace: float = 3.0  # how long a finished run waits for missing commissions
     retry_interval: float = 2.0  # between attempts to finish a run IB could not be asked about
     max_held_events: int = 100_000  # IB events held while the database is down; beyond: reconcile
+    max_decoded_reports: int = 500  # IB reports decoded and not yet applied before ibapi's decoding waits
 
 
 @dataclass

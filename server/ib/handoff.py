@@ -33,6 +33,10 @@ class LoopHandoff(Generic[T]):
         self._items: list[T] = []
         self._scheduled = False
 
+    def pending(self) -> int:
+        """Items posted and not yet taken by the loop (any thread; a length, read whole)."""
+        return len(self._items)
+
     def post(self, item: T) -> None:
         """From any thread. A loop already closed (the gateway stopped while ibapi still decoded a
         backlog) takes nothing more: the item is dropped quietly, as the socket's bytes are, and

@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover - depends on the installed ibapi
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from execgw.server.ib import events as ev
+from execgw.server.ib.backpressure import Backpressure
 from execgw.server.ib.endpoint import Endpoint
 from execgw.server.ib.handoff import LoopHandoff
 from execgw.server.ib.ids import OrderIdAllocator
@@ -107,6 +108,8 @@ class IBSession:
         self._link_ok = True
         self.accounts: tuple[str, ...] = ()
         self.connections_made = 0  # the first and every reconnect (the metrics read it)
+        # Bounds the reports decoded and not yet applied (backpressure.py); the engine sets it.
+        self.backpressure: Backpressure | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -184,6 +187,9 @@ class IBSession:
         handoff: LoopHandoff[ev.IbEvent] = LoopHandoff(loop, lambda event: self._deliver(generation, event))
         translator = CallbackTranslator(self.endpoint, handoff.post, claims_error=self._writer.claims_error)
         client = LinearReaderClient(translator)  # ibapi's EReader is quadratic in a backlog
+        backpressure = self.backpressure
+        if backpressure is not None:
+            translator.before_report = lambda: backpressure.wait_for_room(client.isConnected, handoff.pending)
         await self._handshake(client, deadline)
         if not client.isConnected():
             raise ConnectFailed(translator.last_error or "connection refused")

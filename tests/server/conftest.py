@@ -200,7 +200,8 @@ def start_gateway(database_url: str) -> Iterator[Callable[..., LiveGateway]]:
     """Starts a simulator with the given scenario and a gateway pointed at it; stops both after."""
     started: list[tuple[GatewayThread, SimulatorThread, grpc.Channel, Engine]] = []
 
-    def start(scenario: dict[str, Any] | None = None, sim: SimulatorThread | None = None, **settings: Any) -> LiveGateway:
+    def start(scenario: dict[str, Any] | None = None, sim: SimulatorThread | None = None,
+              timings: EngineTimings = TEST_TIMINGS, **settings: Any) -> LiveGateway:
         if sim is None:
             sim = SimulatorThread(scenario=Scenario.from_dict(scenario or {}), seed=len(started))
             sim.start()
@@ -208,7 +209,7 @@ def start_gateway(database_url: str) -> Iterator[Callable[..., LiveGateway]]:
             database_url=database_url, listen="127.0.0.1:0", ib_paper=f"127.0.0.1:{sim.port}",
             **{"default_deadline_seconds": 20, "heartbeat_seconds": 5, **settings},
         )
-        gateway = GatewayThread(config, timings=TEST_TIMINGS).start()
+        gateway = GatewayThread(config, timings=timings).start()
         channel = grpc.insecure_channel(gateway.target)
         db = make_engine(database_url)
         started.append((gateway, sim, channel, db))
