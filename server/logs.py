@@ -47,13 +47,6 @@ def mask_secrets(text: str) -> str:
     return text
 
 
-def _masked_field(value: Any) -> str:
-    """A field as text, masked; numbers cannot hold a secret and skip the scan."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return mask_secrets(str(value))
-
-
 def fields_of(record: logging.LogRecord) -> dict[str, Any]:
     """The structured fields a call added with `extra=`."""
     return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
@@ -84,13 +77,35 @@ def _text_value(value: Any) -> str:
     return text
 
 
+RENDERED_KEPT = 4096
+_rendered: dict[str, str] = {}  # a field's text → as written: masked, quoted if need be
+
+
+def _field_text(value: Any) -> str:
+    """A field as written: numbers as they are (they hold no secret and need no quotes), texts
+    masked and quoted. The journal repeats most of its texts line after line (run and order
+    ids, accounts, kinds), so each is rendered once and kept (up to RENDERED_KEPT, then
+    forgotten all at once)."""
+    kind = type(value)
+    if kind is int or kind is float:
+        return str(value)
+    text = value if kind is str else str(value)
+    rendered = _rendered.get(text)
+    if rendered is None:
+        rendered = _text_value(mask_secrets(text))
+        if len(_rendered) >= RENDERED_KEPT:
+            _rendered.clear()
+        _rendered[text] = rendered
+    return rendered
+
+
 class KeyValueFormatter(logging.Formatter):
     """`ts=… level=INFO logger=… msg="…" run_id=… …`: grep-able, and still readable."""
 
     def format(self, record: logging.LogRecord) -> str:
         parts = [f"ts={_timestamp(record)}", f"level={record.levelname}", f"logger={record.name}",
                  f"msg={_text_value(mask_secrets(record.getMessage()))}"]
-        parts += [f"{key}={_text_value(_masked_field(value))}" for key, value in fields_of(record).items()]
+        parts += [f"{key}={_field_text(value)}" for key, value in fields_of(record).items()]
         if record.exc_info:
             parts.append(f"exc={_text_value(mask_secrets(self.formatException(record.exc_info)))}")
         return " ".join(parts)
