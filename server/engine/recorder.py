@@ -192,10 +192,17 @@ class Recorder:
     def prefetch(self, reports: Iterable[ib.IbEvent]) -> None:
         """Loads into the ledger what a batch of IB reports will look up that it does not hold
         yet, a query per kind of row for the whole batch: the orders the reports name, all fills
-        of the orders that have executions in it, and any fill an exec id names."""
+        of the orders that have executions in it, and the fills its other commissions name.
+
+        An execution's own exec id is not looked for: once its order's fills are loaded the
+        ledger holds every fill of that order, so an exec id it does not hold is new. (Stored
+        under another order, it would be a matching fault: the insert then breaks the unique
+        exec id, and the report is skipped as poison with the first row kept.) That query was
+        one database round trip per transaction, for live executions that are always new."""
         keys: list[OrderKey] = []
         executions: list[list[OrderKey]] = []
-        exec_ids: list[str] = []
+        executed: set[str] = set()
+        charged: list[str] = []
         for report in reports:
             if isinstance(report, ib.ExecutionReport | ib.OrderStatusReport):
                 named = order_keys(order_ref=report.order_ref, perm_id=report.perm_id, endpoint=report.endpoint,
@@ -203,9 +210,9 @@ class Recorder:
                 keys.extend(named)
                 if isinstance(report, ib.ExecutionReport):
                     executions.append(named)
-                    exec_ids.append(report.exec_id)
+                    executed.add(report.exec_id)
             elif isinstance(report, ib.CommissionReport):
-                exec_ids.append(report.exec_id)
+                charged.append(report.exec_id)
             elif isinstance(report, ib.IbError) and report.req_id > 0:
                 keys.extend(order_keys(order_ref="", perm_id=0, endpoint=report.endpoint,
                                        client_id=report.client_id, order_id=report.req_id))
@@ -217,7 +224,9 @@ class Recorder:
         filled = {order.id: order for named in executions
                   if (order := next(filter(None, map(ledger.order_at, named)), None)) is not None}
         ledger.load_fills(self.session, filled.values())
-        unknown = {exec_id for exec_id in exec_ids if not ledger.knows_fill(exec_id)} - self._checked_exec_ids
+        unknown = {exec_id for exec_id in charged
+                   if exec_id not in executed and not ledger.knows_fill(exec_id)} - self._checked_exec_ids
+        self._checked_exec_ids |= executed  # their orders' fills are loaded: the ledger's answer is final
         if unknown:
             ledger.load_fills_by_exec_id(self.session, unknown)
             self._checked_exec_ids.update(unknown)

@@ -232,6 +232,49 @@ def test_duplicates_within_a_batch_and_across_batches_are_ignored_without_failin
     assert len(published) == len(kinds)
 
 
+def test_an_exec_id_stored_under_another_order_keeps_its_first_row_and_costs_only_itself(db, caplog):
+    """A live execution's exec id is not looked up (its order's fills are in the ledger, so one it
+    does not hold is new). Should IB's report be matched to a second order of ours, the insert
+    breaks the unique exec id: that report alone is skipped as poison, the first row stays as
+    it was, and the rest of its batch is stored."""
+    caplog.set_level(logging.WARNING, logger="execgw")
+    shared, other = _exec_id(), _exec_id()
+    first_order, second_order = _order(db), _order(db)
+
+    async def store_first() -> None:
+        engines = Engines(db)
+        await engines.engine.start()
+        try:
+            engines.engine.on_ib_event(_execution(first_order, shared))
+            await _until(lambda: engines.store.read(lambda _: len(_fills(db, first_order)) == 1))
+        finally:
+            await engines.engine.stop()
+
+    async def scenario() -> int:
+        engines = Engines(db)  # a new process: nothing in its ledger
+        await engines.engine.start()
+        try:
+            for event in (_execution(second_order, shared, price=99.0), _execution(second_order, other),
+                          _commission(other)):
+                engines.engine.on_ib_event(event)  # one batch
+
+            async def written() -> bool:
+                return await engines.store.read(
+                    lambda _: [f.commission for f in _fills(db, second_order)] == [1.25])
+
+            await _until(written)
+            return engines.engine.poison_reports
+        finally:
+            await engines.engine.stop()
+
+    asyncio.run(store_first())
+    poison = asyncio.run(scenario())
+    assert [(f.exec_id, f.price) for f in _fills(db, first_order)] == [(shared, 100.0)]
+    assert [f.exec_id for f in _fills(db, second_order)] == [other]
+    assert poison == 1
+    assert any("could not be applied and is skipped" in r.getMessage() for r in caplog.records)
+
+
 def test_rows_written_through_the_driver_read_back_as_the_orm_writes_them(db):
     """Fills and events go to the driver's executemany with their values converted by us (JSON
     text; on SQLite datetimes as text): datetimes must be what the ORM would have stored, to the
