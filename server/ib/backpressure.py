@@ -36,21 +36,24 @@ class Backpressure:
         self._room = threading.Condition()
         self._waiters = 0
         self.enabled = True
-        self.waits = 0  # times a decoder waited (the metrics, the tests)
+        self.waits = 0  # times a decoder had to wait (read by the tests)
 
     def wait_for_room(self, connected: Callable[[], bool], also_waiting: Callable[[], int] = lambda: 0) -> None:
         """On the decoding thread, before it hands on a report: returns once fewer than `limit`
         reports wait (counting `also_waiting`, those decoded and not yet on the loop)."""
-        if not self.enabled or self._waiting() + also_waiting() < self.limit:
+        if not self._full(also_waiting):
             return
         with self._room:
             self._waiters += 1
             self.waits += 1
             try:
-                while self.enabled and self._waiting() + also_waiting() >= self.limit and connected():
+                while self._full(also_waiting) and connected():
                     self._room.wait(RECHECK_SECONDS)
             finally:
                 self._waiters -= 1
+
+    def _full(self, also_waiting: Callable[[], int]) -> bool:
+        return self.enabled and self._waiting() + also_waiting() >= self.limit
 
     def room_made(self) -> None:
         """On the loop, after reports were applied (or dropped): wakes a waiting decoder."""

@@ -48,6 +48,10 @@ def _error_fields(args: tuple[Any, ...]) -> tuple[int, str, str]:
     return int(code), str(message), str(rest[0]) if rest and rest[0] else ""
 
 
+def _no_wait() -> None:
+    """The translator's `before_report` until a session bounds what waits decoded."""
+
+
 class CallbackTranslator(EWrapper):
     def __init__(
         self,
@@ -66,7 +70,7 @@ class CallbackTranslator(EWrapper):
         self.deliver = deliver
         # Called before each report (status, execution, commission) is handed on; may wait
         # (the session's backpressure, see backpressure.py). Errors and end markers never wait.
-        self.before_report: Callable[[], None] | None = None
+        self.before_report: Callable[[], None] = _no_wait
         self.last_error: str | None = None
         self._accounts: tuple[str, ...] = ()
         self._connected_sent = False
@@ -119,8 +123,7 @@ class CallbackTranslator(EWrapper):
         whyHeld: str,
         mktCapPrice: float,
     ) -> None:
-        if self.before_report is not None:
-            self.before_report()
+        self.before_report()
         self.deliver(
             ev.OrderStatusReport(
                 self._address, clientId, orderId, permId, status, float(filled), float(remaining),
@@ -137,8 +140,7 @@ class CallbackTranslator(EWrapper):
     def _order_state(self, order_id: int, order: Order, state: OrderState) -> None:
         # openOrder carries no fill quantities worth trusting; the engine derives them from
         # executions. What it adds over orderStatus is the orderRef ↔ permId link.
-        if self.before_report is not None:
-            self.before_report()
+        self.before_report()
         self.deliver(
             ev.OrderStatusReport(
                 self._address, order.clientId, order_id, order.permId, state.status, -1.0, -1.0, 0.0,
@@ -158,8 +160,7 @@ class CallbackTranslator(EWrapper):
         # Positional, in the fields' order (endpoint, req_id, order_id, perm_id, client_id,
         # order_ref, exec_id, symbol, sec_type, currency, exchange, side, shares, price, cum_qty,
         # avg_price, account, trade_time, received_at): keywords cost a third more per execution.
-        if self.before_report is not None:
-            self.before_report()
+        self.before_report()
         self.deliver(
             ev.ExecutionReport(
                 self._address, reqId, execution.orderId, execution.permId, execution.clientId,
@@ -198,8 +199,7 @@ class CallbackTranslator(EWrapper):
         self._commission(commissionAndFeesReport, commissionAndFeesReport.commissionAndFees)
 
     def _commission(self, report: Any, amount: float | None) -> None:
-        if self.before_report is not None:
-            self.before_report()
+        self.before_report()
         self.deliver(
             ev.CommissionReport(
                 self._address,
