@@ -32,6 +32,17 @@ class EncodedEvents:
         self._messages: OrderedDict[tuple[str, int], pb.WatchRunResponse] = OrderedDict()
         self.encoded = 0  # events encoded (cache misses): how often the cost was actually paid
 
+    def single(self, events: list[StoredEvent]) -> pb.WatchRunResponse:
+        """The message of a stream that sends one event a message: `events` holds one."""
+        return self.response(events[0])
+
+    def batch(self, events: list[StoredEvent]) -> pb.WatchRunResponse:
+        """One message carrying `events` (in WatchRunResponse.events). Made anew each time: a
+        batch depends on what each watcher had waiting. Its events are copies of the kept ones."""
+        message = pb.WatchRunResponse()
+        message.events.events.extend([self.response(event).event for event in events])
+        return message
+
     def response(self, event: StoredEvent) -> pb.WatchRunResponse:
         key = (event.run_id, event.sequence)
         messages = self._messages

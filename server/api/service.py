@@ -57,6 +57,9 @@ from execgw.v1 import execution_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 REPLAY_PAGE = 500
+# WatchRunRequest.max_events_per_message's ceiling: 1,000 fills are about 0.4 MB, a tenth of
+# gRPC's default 4 MB a message that a client accepts.
+MAX_EVENTS_PER_MESSAGE = 1_000
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
@@ -270,6 +273,11 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
         await self._require_run_id(request.run_id, context)
         if request.after_sequence < 0:
             await abort_bad_request(context, [Violation("after_sequence", "must be 0 or positive")])
+        if not 0 <= request.max_events_per_message <= MAX_EVENTS_PER_MESSAGE:
+            await abort_bad_request(context, [Violation(
+                "max_events_per_message", f"must be from 0 to {MAX_EVENTS_PER_MESSAGE:,} (0 or 1: one event a message)")])
+        most = max(1, request.max_events_per_message)
+        respond = self._encoded.batch if most > 1 else self._encoded.single
         # One small read on the watchers' pool says whether the caller may see the run and how
         # far it has gone: a storm of new streams costs SubmitRun's readers nothing.
         progress = await self._store.run_progress(request.run_id)
@@ -292,26 +300,27 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
                 # Replay from the database: the first time, and whenever live delivery has a gap.
                 while True:
                     page = await self._store.events_after(request.run_id, last, REPLAY_PAGE)
-                    for event in page:
-                        self._metrics.event_sent(event, live=False)
-                        yield self._encoded.response(event)
-                        last = event.sequence
+                    for start in range(0, len(page), most):
+                        events = page[start:start + most]
+                        for event in events:
+                            self._metrics.event_sent(event, live=False)
+                        yield respond(events)
+                        last = events[-1].sequence
                     if len(page) < REPLAY_PAGE:
                         break
                 if await self._caught_up_with_finished_run(request.run_id, last):
                     return
                 # Live, until the run's final status (or a gap sends us back to the database).
-                async for event in self._live(subscription, last, context):
-                    if event is None:
+                async for ready in self._live(subscription, last, context, most):
+                    if ready is None:
                         break
-                    if isinstance(event, pb.Heartbeat):
-                        yield pb.WatchRunResponse(heartbeat=event)
+                    if isinstance(ready, pb.Heartbeat):
+                        yield pb.WatchRunResponse(heartbeat=ready)
                         continue
-                    self._metrics.event_sent(event, live=True)
-                    yield self._encoded.response(event)
-                    last = event.sequence
-                    if event.is_final and subscription.queue.empty():
-                        return
+                    for event in ready:
+                        self._metrics.event_sent(event, live=True)
+                    yield respond(ready)
+                    last = ready[-1].sequence
                 else:
                     return
         except (asyncio.CancelledError, GeneratorExit):
@@ -349,9 +358,11 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
             raise
 
     async def _live(
-        self, subscription: Subscription, last: int, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[StoredEvent | pb.Heartbeat | None]:
-        """Live events in sequence; a Heartbeat when quiet; None when a gap needs a replay."""
+        self, subscription: Subscription, last: int, context: grpc.aio.ServicerContext, most: int
+    ) -> AsyncIterator[list[StoredEvent] | pb.Heartbeat | None]:
+        """Live events in sequence, up to `most` of those already queued at a time; a Heartbeat
+        when quiet; None when a gap needs a replay. Ends after the run's final status unless
+        more is queued behind it (a late fill)."""
         loop = asyncio.get_running_loop()
         while True:
             if subscription.queue.empty() and (subscription.closed or subscription.overflowed):
@@ -381,7 +392,22 @@ class ExecutionService(pb_grpc.ExecutionServiceServicer):
                 yield None
                 return
             last = event.sequence
-            yield event
+            ready = [event]
+            while len(ready) < most and not queue.empty():
+                more = queue.get_nowait()
+                if more is None or more.sequence <= last:
+                    # A wake-up (its flags are read on the next turn) or a nudge to send a
+                    # heartbeat, needless now; or an event sent already.
+                    continue
+                if more.sequence > last + 1:
+                    yield ready
+                    yield None
+                    return
+                last = more.sequence
+                ready.append(more)
+            yield ready
+            if ready[-1].is_final and queue.empty():
+                return
 
     async def _caught_up_with_finished_run(self, run_id: str, last: int) -> bool:
         """A finished run whose every stored event was sent: the stream is complete. (A fill that

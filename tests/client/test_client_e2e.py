@@ -57,6 +57,16 @@ def test_watch_resumes_from_a_sequence_and_ends_on_a_finished_run(client: ExecGw
     assert list(client.watch(result.run_id, after_sequence=events[-1].sequence)) == []
 
 
+def test_watch_yields_the_same_events_whether_the_gateway_sends_them_one_or_several_a_message(client: ExecGwClient) -> None:
+    result = client.submit(two_orders())
+    batched = list(client.watch(result.run_id))  # the default: several a message when ready
+    single = list(client.watch(result.run_id, max_events_per_message=1))
+    tail = list(client.watch(result.run_id, after_sequence=2, max_events_per_message=3))
+    assert len(single) > 3
+    assert batched == single
+    assert tail == single[2:]
+
+
 def test_list_follows_pages_newest_first(client: ExecGwClient) -> None:
     run_ids = [client.submit([Order.new("BUY", "SPY", 1)]).run_id for _ in range(3)]
     listed = [r.run_id for r in client.list(page_size=2)]
