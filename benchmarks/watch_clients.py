@@ -39,27 +39,29 @@ def _seconds(stamp: object) -> float:
 
 
 async def _watch(stub: pb_grpc.ExecutionServiceStub, run_id: str, timeout: float, keep_fills: bool,
-                 opened: asyncio.Event) -> StreamResult:
+                 most: int, opened: asyncio.Event) -> StreamResult:
     result = StreamResult()
     expected, in_order, final = 1, True, False
+    request = pb.WatchRunRequest(run_id=run_id, max_events_per_message=most)
     try:
-        async for message in stub.WatchRun(pb.WatchRunRequest(run_id=run_id), timeout=timeout):
+        async for message in stub.WatchRun(request, timeout=timeout):
             received = time.time()
             opened.set()
-            if not message.HasField("event"):
-                continue  # a heartbeat
-            event = message.event
-            result.events += 1
-            in_order = in_order and event.sequence == expected
-            expected = event.sequence + 1
-            result.last_sequence = event.sequence
-            if event.HasField("fill") and keep_fills:
-                result.fills.append((event.fill.fill.exec_id, _seconds(event.stored_at), received))
-            elif event.HasField("commission"):
-                result.commissions += 1
-            elif event.HasField("run_status") and event.run_status.final:
-                final = True
-                result.final_at = received
+            if message.HasField("heartbeat"):
+                continue
+            for event in message.events.events if message.HasField("events") else [message.event]:
+                result.events += 1
+                in_order = in_order and event.sequence == expected
+                expected = event.sequence + 1
+                result.last_sequence = event.sequence
+                if event.HasField("fill") and keep_fills:
+                    result.fills.append((event.fill.fill.exec_id, _seconds(event.stored_at), received))
+                elif event.HasField("commission"):
+                    result.commissions += 1
+                elif event.HasField("run_status") and event.run_status.final:
+                    final = True
+                    result.final_at = received
+            if final:
                 break
     except grpc.aio.AioRpcError as error:
         result.error = f"{error.code().name}: {error.details()}"
@@ -69,13 +71,14 @@ async def _watch(stub: pb_grpc.ExecutionServiceStub, run_id: str, timeout: float
     return result
 
 
-def _child(target: str, run_id: str, count: int, timeout: float, keep_fills: bool, pipe: Connection) -> None:
+def _child(target: str, run_id: str, count: int, timeout: float, keep_fills: bool, most: int,
+           pipe: Connection) -> None:
     async def main() -> list[StreamResult]:
         channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
                     for _ in range(min(CHANNELS, count))]
         stubs = [pb_grpc.ExecutionServiceStub(channel) for channel in channels]
         opened = [asyncio.Event() for _ in range(count)]
-        tasks = [asyncio.create_task(_watch(stubs[i % len(stubs)], run_id, timeout, keep_fills, opened[i]))
+        tasks = [asyncio.create_task(_watch(stubs[i % len(stubs)], run_id, timeout, keep_fills, most, opened[i]))
                  for i in range(count)]
         await asyncio.gather(*(event.wait() for event in opened))
         pipe.send("ready")
@@ -93,12 +96,13 @@ class Watchers:
     `start()` returns once every stream got its first message; `results()` once all ended."""
 
     def __init__(self, target: str, run_id: str, count: int, *, processes: int = 1, keep_fills: bool = False,
-                 timeout: float = 900.0) -> None:
+                 timeout: float = 900.0, events_per_message: int = 0) -> None:
         self.target = target
         self.run_id = run_id
         self.count = count
         self.timeout = timeout
         self.keep_fills = keep_fills
+        self.events_per_message = events_per_message  # WatchRunRequest.max_events_per_message
         sizes = [count // processes + (1 if i < count % processes else 0) for i in range(processes)]
         self._sizes = [size for size in sizes if size]
         self._children: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
@@ -108,7 +112,8 @@ class Watchers:
         for size in self._sizes:
             ours, theirs = context.Pipe()
             child = context.Process(target=_child, args=(self.target, self.run_id, size, self.timeout,
-                                                         self.keep_fills, theirs), daemon=True)
+                                                         self.keep_fills, self.events_per_message, theirs),
+                                    daemon=True)
             child.start()
             self._children.append((child, ours))
         for _, pipe in self._children:

@@ -61,7 +61,7 @@ def last_sequence(stub: pb_grpc.ExecutionServiceStub, run_id: str) -> int:
 def watch_release(stub: pb_grpc.ExecutionServiceStub, target: str, sim: SimProcess, ref: str, symbol: str,
                   executions: int, watchers: int, *, orders: int = 1, processes: int = 1, keep_fills: bool = False,
                   before_watchers: Callable[[], None] | None = None,
-                  watchers_open: Callable[[], None] | None = None) -> WatchedRun:
+                  watchers_open: Callable[[], None] | None = None, events_per_message: int = 0) -> WatchedRun:
     """Submits `orders` orders of `executions` shares each (orderRefs `ref-00`, `ref-01`, …),
     opens the watchers, releases the orders and waits until every watcher has the run's final
     status. The callbacks run just before the watchers open and once they all are (section 5
@@ -71,7 +71,8 @@ def watch_release(stub: pb_grpc.ExecutionServiceStub, target: str, sim: SimProce
     wait_order_status(stub, run_id, pb.ORDER_STATUS_SUBMITTED)
     if before_watchers is not None:
         before_watchers()
-    clients = Watchers(target, run_id, watchers, processes=processes, keep_fills=keep_fills)
+    clients = Watchers(target, run_id, watchers, processes=processes, keep_fills=keep_fills,
+                       events_per_message=events_per_message)
     clients.start(ready_timeout=300 + watchers * 0.3)
     try:
         if watchers_open is not None:
