@@ -1,7 +1,7 @@
 """What one transaction writes, gathered while IB's reports are applied and written together:
-new fills and events in multi-row INSERTs, changed orders, runs and fills in one executemany
-UPDATE per table. (The ORM's unit of work flushed these object by object, and was a third of
-the writer's time under a flood.)
+new fills and events in multi-row INSERTs, changed orders, runs and fills in one UPDATE per
+table (`KeyedUpdate`: one statement on MariaDB, not one per row). (The ORM's unit of work
+flushed these object by object, and was a third of the writer's time under a flood.)
 
 A new fill changed again in the same transaction (its commission came too, a correction
 superseded it) is inserted as it finally is, not inserted then updated.
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from execgw.server.db.driver_insert import DriverInsert
+from execgw.server.db.keyed_update import KeyedUpdate
 from execgw.server.db.models import TradeEvent, TradeFill, TradeOrder, TradeRun, utcnow
 from execgw.server.engine.entries import FillEntry, OrderEntry, RunEntry
 from execgw.server.engine.stored_event import StoredEvent
@@ -25,19 +25,10 @@ _orders = TradeOrder.__table__
 _runs = TradeRun.__table__
 
 # updated_at is left out: the columns' onupdate sets it, as the ORM did.
-_UPDATE_ORDER = update(_orders).where(_orders.c.id == bindparam("b_id")).values(
-    status=bindparam("b_status"), status_reason=bindparam("b_status_reason"), filled_qty=bindparam("b_filled_qty"),
-    avg_fill_price=bindparam("b_avg_fill_price"), ib_perm_id=bindparam("b_ib_perm_id"),
-    last_status_ts=bindparam("b_last_status_ts"),
-)
-_UPDATE_RUN = update(_runs).where(_runs.c.id == bindparam("b_id")).values(
-    status=bindparam("b_status"), status_reason=bindparam("b_status_reason"),
-    last_sequence=bindparam("b_last_sequence"), finished_at=bindparam("b_finished_at"),
-)
-_UPDATE_FILL = update(_fills).where(_fills.c.exec_id == bindparam("b_exec_id")).values(
-    commission=bindparam("b_commission"), commission_currency=bindparam("b_commission_currency"),
-    realized_pnl=bindparam("b_realized_pnl"), superseded_by=bindparam("b_superseded_by"),
-)
+_UPDATE_ORDERS = KeyedUpdate(_orders, "id", ("status", "status_reason", "filled_qty", "avg_fill_price", "ib_perm_id",
+                                             "last_status_ts"))
+_UPDATE_RUNS = KeyedUpdate(_runs, "id", ("status", "status_reason", "last_sequence", "finished_at"))
+_UPDATE_FILLS = KeyedUpdate(_fills, "exec_id", ("commission", "commission_currency", "realized_pnl", "superseded_by"))
 
 
 FILL_COLUMNS = ("order_id", "exec_id", "exec_base", "filled_qty", "price", "trade_time", "currency", "exchange",
@@ -90,25 +81,21 @@ class PendingWrites:
                 row["superseded_by"] = fill.superseded_by
                 rows.append(row)
             _INSERT_FILLS.execute(connection, rows)
-        if self._fills:
-            connection.execute(_UPDATE_FILL, [
-                {"b_exec_id": f.exec_id, "b_commission": f.commission, "b_commission_currency": f.commission_currency,
-                 "b_realized_pnl": f.realized_pnl, "b_superseded_by": f.superseded_by}
-                for f in self._fills.values()
-            ])
-        if self._orders:
-            connection.execute(_UPDATE_ORDER, [
-                {"b_id": o.id, "b_status": o.status, "b_status_reason": o.status_reason,
-                 "b_filled_qty": o.filled_qty, "b_avg_fill_price": o.avg_fill_price, "b_ib_perm_id": o.ib_perm_id,
-                 "b_last_status_ts": o.last_status_ts}
-                for o in self._orders.values()
-            ])
-        if self._runs:
-            connection.execute(_UPDATE_RUN, [
-                {"b_id": r.id, "b_status": r.status, "b_status_reason": r.status_reason,
-                 "b_last_sequence": r.last_sequence, "b_finished_at": r.finished_at}
-                for r in self._runs.values()
-            ])
+        _UPDATE_FILLS.execute(connection, [
+            {"exec_id": f.exec_id, "commission": f.commission, "commission_currency": f.commission_currency,
+             "realized_pnl": f.realized_pnl, "superseded_by": f.superseded_by}
+            for f in self._fills.values()
+        ])
+        _UPDATE_ORDERS.execute(connection, [
+            {"id": o.id, "status": o.status, "status_reason": o.status_reason, "filled_qty": o.filled_qty,
+             "avg_fill_price": o.avg_fill_price, "ib_perm_id": o.ib_perm_id, "last_status_ts": o.last_status_ts}
+            for o in self._orders.values()
+        ])
+        _UPDATE_RUNS.execute(connection, [
+            {"id": r.id, "status": r.status, "status_reason": r.status_reason, "last_sequence": r.last_sequence,
+             "finished_at": r.finished_at}
+            for r in self._runs.values()
+        ])
         events: list[StoredEvent] = []
         if self._events:
             stored_at = utcnow()  # one commit stores them all
