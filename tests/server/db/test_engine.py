@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
+from execgw.server.db import engine as engine_module
 from execgw.server.db.engine import (
     DATABASE_URL_ENV,
     default_database_url,
@@ -151,5 +152,56 @@ def test_a_query_the_server_does_not_answer_in_time_is_an_outage(mysql_server_ur
                 conn.execute(text("SELECT SLEEP(5)"))
         assert time.monotonic() - started < 3
         assert is_outage(caught.value)
+    finally:
+        engine.dispose()
+
+
+def _killed(mysql_url: str, connection_id: int) -> None:
+    admin = make_engine(mysql_url)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"KILL CONNECTION {int(connection_id)}")
+    finally:
+        admin.dispose()
+
+
+@pytest.mark.mysql
+def test_a_pooled_connection_killed_while_idle_is_replaced_before_use(fresh_mysql_url, monkeypatch) -> None:
+    """A quiet night: the server (or a proxy) drops the pool's idle connection. The next use
+    pings it, finds it dead and takes a new one; the caller never sees the error."""
+    monkeypatch.setattr(engine_module, "MYSQL_IDLE_PING_SECONDS", 0.2)
+    engine = make_engine(fresh_mysql_url, timeout_seconds=3)
+    try:
+        with engine.connect() as conn:
+            first = conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar_one()
+        _killed(fresh_mysql_url, first)
+        time.sleep(0.3)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar_one() != first
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.mysql
+def test_a_connection_used_a_moment_ago_is_not_pinged_again(fresh_mysql_url, monkeypatch) -> None:
+    """The writer checks its connection out for every transaction: only one idle past
+    MYSQL_IDLE_PING_SECONDS costs a ping (a round trip)."""
+    import pymysql.connections
+
+    pings: list[object] = []
+    ping = pymysql.connections.Connection.ping
+    monkeypatch.setattr(pymysql.connections.Connection, "ping",
+                        lambda self, *args, **kwargs: (pings.append(self), ping(self, *args, **kwargs))[1])
+    monkeypatch.setattr(engine_module, "MYSQL_IDLE_PING_SECONDS", 0.5)
+    engine = make_engine(fresh_mysql_url)
+    try:
+        for _ in range(5):
+            with engine.begin() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        assert pings == []
+        time.sleep(0.6)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        assert len(pings) == 1
     finally:
         engine.dispose()
