@@ -47,6 +47,18 @@ def test_buf_curl_drives_every_rpc_through_reflection(live):
     )
     assert result.returncode == 0, result.stderr
     assert '"final": true' in result.stdout
+    batched = subprocess.run(
+        [str(BIN / "buf"), "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--data",
+         json.dumps({"runId": run_id, "maxEventsPerMessage": 1000}),
+         f"http://{live.gateway.target}/execgw.v1.ExecutionService/WatchRun"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert batched.returncode == 0, batched.stderr
+    messages = [json.loads(m) for m in batched.stdout.replace("}\n{", "}\x00{").split("\x00")]
+    assert len(messages) == 1  # the finished run's events, all in one message
+    events = messages[0]["events"]["events"]
+    assert [int(e["sequence"]) for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["runStatus"]["final"] is True
 
 
 def test_grpcurl_lists_the_services_and_reports_bad_input_clearly(live):
