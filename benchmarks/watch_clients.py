@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection
 
 import grpc
 
+from execgw.client.client import events_in
 from execgw.v1 import execution_pb2 as pb
 from execgw.v1 import execution_pb2_grpc as pb_grpc
 
@@ -49,7 +50,7 @@ async def _watch(stub: pb_grpc.ExecutionServiceStub, run_id: str, timeout: float
             opened.set()
             if message.HasField("heartbeat"):
                 continue
-            for event in message.events.events if message.HasField("events") else [message.event]:
+            for event in events_in(message):
                 result.events += 1
                 in_order = in_order and event.sequence == expected
                 expected = event.sequence + 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -29,11 +29,22 @@ from execgw.v1 import execution_pb2_grpc as pb_grpc
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 MODES = {"paper": pb.TRADING_MODE_PAPER, "live": pb.TRADING_MODE_LIVE}
-# Statuses after which repeating a unary call is safe and likely to help.
 # Events the gateway may put in one WatchRun message when several are ready (a busy run, a
 # replay): gRPC's cost is per message, so a watcher that is behind catches up in fewer of them.
 # The gateway allows up to 1,000; 500 fills are about 0.2 MB.
 WATCH_EVENTS_PER_MESSAGE = 500
+
+
+def events_in(message: pb.WatchRunResponse) -> Sequence[pb.RunEvent]:
+    """The events one WatchRun message carries: several in `events` when the request set
+    max_events_per_message above 1, else the one in `event`; none in a heartbeat."""
+    kind = message.WhichOneof("message")
+    if kind == "events":
+        return message.events.events
+    return [message.event] if kind == "event" else []
+
+
+# Statuses after which repeating a unary call is safe and likely to help.
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 T = TypeVar("T")
@@ -198,7 +209,7 @@ class ExecGwClient:
                         if on_heartbeat is not None:
                             on_heartbeat(message.heartbeat)
                         continue
-                    for event in message.events.events if message.HasField("events") else [message.event]:
+                    for event in events_in(message):
                         if event.sequence <= last:  # already yielded before a reconnect
                             continue
                         last = event.sequence
