@@ -18,7 +18,14 @@ from execgw.server.api.service import ExecutionService
 from execgw.server.engine.bus import Subscription
 from execgw.server.engine.stored_event import StoredEvent
 from execgw.v1 import execution_pb2 as pb
-from tests.server.api.test_watch_run import as_tuples
+
+
+def as_tuples(events: list[pb.RunEvent]) -> list[tuple[int, str, bytes]]:
+    """Each event as (sequence, kind, its body's bytes): events compare by content."""
+    def body(event: pb.RunEvent) -> bytes:
+        return getattr(event, event.WhichOneof("event")).SerializeToString(deterministic=True)
+
+    return [(e.sequence, e.WhichOneof("event"), body(e)) for e in events]
 
 
 def messages(live, run_id: str, most: int, after: int = 0) -> list[pb.WatchRunResponse]:

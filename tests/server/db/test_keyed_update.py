@@ -31,7 +31,11 @@ from sqlalchemy.dialects import mysql
 from execgw.server.db import keyed_update
 from execgw.server.db.engine import make_engine
 from execgw.server.db.keyed_update import KeyedUpdate
-from tests.server.db.test_driver_insert import AWKWARD
+
+AWKWARD = [  # texts that escaping gets wrong first
+    "plain", "", "it's", 'say "hi"', "back\\slash\\", "\\'", "'\\", "100% sure %s %(x)s %%", "line\nbreak\r\n",
+    "nul\x00byte", "ctrl-z \x1a", "tab\there", "é ü € 日本 😀", "--; DROP TABLE t; --",
+]
 
 _ticks = itertools.count(1)
 
