@@ -109,6 +109,8 @@ class Connection:
                             return
                         break
                 async for message in self._messages():
+                    if self.server.goes_away_before(self, message):
+                        return
                     self.engine.log_request(self.client_id, message)
                     if self._within_pacing():
                         self._dispatch(message)
@@ -285,6 +287,7 @@ class Server:
         self.port = 0
         self._listener: asyncio.Server | None = None
         self._message_drops = [d for d in drops if d.after_messages is not None]
+        self._order_drops: set[str] = set()  # orderRefs whose placeOrder finds TWS gone
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def listen(self, host: str, port: int) -> int:
@@ -311,6 +314,25 @@ class Server:
             if drop.client_id in (None, connection.client_id) and connection.sent >= (drop.after_messages or 0):
                 self._message_drops.remove(drop)
                 connection.close(f"scenario drop after {drop.after_messages} messages")
+
+    def drop_before_order(self, order_ref: str) -> None:
+        """The next placeOrder with ``order_ref`` finds TWS going away: its connection closes with
+        that message (and whatever followed it) unread, so the order never exists."""
+        self._order_drops.add(order_ref)
+
+    def goes_away_before(self, connection: Connection, message: list[str]) -> bool:
+        """Closes `connection` unread if `message` is a placeOrder :meth:`drop_before_order` named."""
+        if not self._order_drops or not message or message[0] != str(int(Incoming.PLACE_ORDER)):
+            return False
+        try:
+            order_ref = parse_place_order(message).order_ref
+        except (ValueError, IndexError):
+            return False
+        if order_ref not in self._order_drops:
+            return False
+        self._order_drops.discard(order_ref)
+        connection.close(f"went away with the placeOrder of {order_ref!r} unread")
+        return True
 
     def drop(self, client_id: int | None = None) -> int:
         """Close the sockets of every client (or of one client id); returns how many were closed."""

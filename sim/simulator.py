@@ -152,6 +152,11 @@ class Simulator:
         """Close every client socket (or one client id's); returns how many were closed."""
         return self.server.drop(client_id)
 
+    def drop_before_order(self, order_ref: str) -> None:
+        """TWS goes away just as the next placeOrder with ``order_ref`` arrives: the socket closes
+        with it unread, so IB never has the order (see Server.drop_before_order)."""
+        self.server.drop_before_order(order_ref)
+
     def refuse_connections(self, seconds: float, next_valid_id: int | None = None) -> None:
         """A Gateway restart: drop every client and refuse connections for ``seconds``; when it comes
         back, report ``next_valid_id`` (possibly lower than ids already used) if given."""

@@ -113,6 +113,9 @@ class SimulatorThread:
     def drop_connections(self, client_id: int | None = None) -> int:
         return self._call(lambda: self.simulator.drop_connections(client_id))
 
+    def drop_before_order(self, order_ref: str) -> None:
+        self._call(lambda: self.simulator.drop_before_order(order_ref))
+
     def refuse_connections(self, seconds: float, next_valid_id: int | None = None) -> None:
         self._call(lambda: self.simulator.refuse_connections(seconds, next_valid_id))
 

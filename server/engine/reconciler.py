@@ -1,7 +1,9 @@
 """Reconciliation with IB: ask what IB knows, wait until its answers are stored.
 
 On every (re)connect and after 1101/1102 in full: open orders, completed orders and the day's
-executions of our client id; then UNKNOWN orders IB knows nothing of are cancelled in our books.
+executions of our client id; then UNKNOWN orders IB knows nothing of are cancelled in our books,
+and so are orders written to an earlier socket that IB never acknowledged (TWS went away with
+them unread).
 At a run's end: the day's executions of the run's symbols. An unanswered request leaves the state
 unknown and reports failure, so the caller retries; it is never read as "no orders".
 """
@@ -73,6 +75,7 @@ class Reconciler:
         scopes: list[str | None] = [None] if symbols is None else sorted(symbols)
         loop = asyncio.get_running_loop()
         asked_at = loop.time()
+        connection = session.connection  # the socket IB's answers come on
 
         def covered(scope: str | None) -> bool:
             last = self._last
@@ -105,7 +108,8 @@ class Reconciler:
             settled = 0
             if symbols is None:
                 try:
-                    settled = await self._resolve_unknown_orders(session)
+                    settled = await self._resolve_unknown_orders(
+                        session, session.highest_order_written_before(connection))
                 except (OperationalError, InterfaceError) as exc:
                     log.warning("reconciliation with IB %s must wait for the database: %s",
                                 session.endpoint.mode, exc)
@@ -125,8 +129,9 @@ class Reconciler:
             await asyncio.sleep(delay)
             delay = min(delay * 2, max(MAX_RETRY_INTERVAL, self._retry_interval))
 
-    async def _resolve_unknown_orders(self, session: IBSession) -> int:
-        """Returns how many UNKNOWN orders it settled."""
+    async def _resolve_unknown_orders(self, session: IBSession, written_before: int) -> int:
+        """Returns how many orders it settled: UNKNOWN ones, and those still unacknowledged of
+        the orders up to id `written_before`, which went out on an earlier socket."""
         endpoint = session.endpoint
         day_began = ib_day_start(datetime.now(UTC), ZoneInfo(endpoint.time_zone))
 
@@ -134,7 +139,7 @@ class Reconciler:
         settled = [0]  # orders the transaction settled, counted once it committed
 
         def work(rec: Recorder) -> set[str]:
-            resolved = rec.resolve_unknown(endpoint.address, endpoint.client_id, day_began)
+            resolved = rec.resolve_unknown(endpoint.address, endpoint.client_id, day_began, written_before)
             cancelled_in_books[:] = [o.ib_order_id for o in resolved if o.ib_order_id]
             settled[0] = len(resolved)
             return {o.run_id for o in resolved if rec.all_done(o.run_id)}

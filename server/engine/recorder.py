@@ -18,7 +18,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from execgw.server.db.models import EventKind, OrderStatus, RunStatus, TradeOrder, TradeRun, utcnow
@@ -37,6 +37,9 @@ _execution_values = attrgetter(*_EXECUTION_FIELDS)
 _EXECUTION_DICT = not hasattr(ib.ExecutionReport, "__slots__")  # its instances keep their fields in __dict__
 _orders = TradeOrder.__table__.c
 _runs = TradeRun.__table__.c
+
+_BEFORE_IBS_DAY = ("created before IB's current day began, which IB's reports no longer cover: "
+                   "check it in TWS / Account Management, then settle it")
 
 
 def naive_utc(moment: datetime | None) -> datetime | None:
@@ -470,17 +473,27 @@ class Recorder:
             if OrderStatus(order.status) not in state.DONE_STATES:
                 self.set_order_status(order, OrderStatus.UNKNOWN, why, why)
 
-    def resolve_unknown(self, endpoint: str, client_id: int, ib_day_began: datetime) -> list[OrderEntry]:
-        """After a complete reconciliation, an UNKNOWN order IB reported nothing about never
-        reached IB: it is cancelled in our books, and never sent again.
+    def resolve_unknown(
+        self, endpoint: str, client_id: int, ib_day_began: datetime, written_before: int = 0,
+    ) -> list[OrderEntry]:
+        """After a complete reconciliation, an order IB reported nothing about never reached IB:
+        it is cancelled in our books, and never sent again. Such an order is an UNKNOWN one, or
+        one still PENDING_SUBMIT among those up to id `written_before`: written whole to a socket
+        that closed before the one IB answered on. IB acknowledges every order it reads and
+        reports it again on a new socket; TWS going away takes what it had not read with it.
 
         Only if IB's answer covers it: IB reports executions and completed orders of its current
         day only, so silence about an order created before that day began proves nothing. Such an
-        order stays UNKNOWN, with the reason, until IB reports it or an operator settles it."""
+        order is (or becomes) UNKNOWN, with the reason, until IB reports it or an operator settles it."""
         self.write()  # the query reads statuses: this transaction's changes first
+        unanswered = _orders.status == OrderStatus.UNKNOWN.value
+        if written_before:
+            unacknowledged = and_(_orders.status == OrderStatus.PENDING_SUBMIT.value,
+                                  _orders.ib_order_id <= written_before)
+            unanswered = or_(unanswered, unacknowledged)
         order_ids = list(self.session.scalars(
             select(_orders.id).where(
-                _orders.status == OrderStatus.UNKNOWN.value,
+                unanswered,
                 _orders.ib_endpoint == endpoint,
                 _orders.ib_client_id == client_id,
             ).order_by(_orders.id)
@@ -491,14 +504,13 @@ class Recorder:
         for order_id in order_ids:
             order = self.order_by_id(order_id)
             if began is not None and order.created_at is not None and order.created_at < began:
-                if not order.status_reason:
+                if not order.status_reason or order.status != OrderStatus.UNKNOWN.value:
                     log.warning("%s stays UNKNOWN: created %sZ, before IB's current day began (%sZ); IB's "
                                 "reconciliation cannot tell whether it reached IB", order.client_order_id,
                                 order.created_at.isoformat(timespec="seconds"), began.isoformat(timespec="seconds"))
-                    self._set_reason(order, (
-                        "created before IB's current day began, which IB's reports no longer cover: "
-                        "check it in TWS / Account Management, then settle it"
-                    ))
+                    self._set_reason(order, _BEFORE_IBS_DAY)
+                    if order.status != OrderStatus.UNKNOWN.value:
+                        self.set_order_status(order, OrderStatus.UNKNOWN, "reconciliation", _BEFORE_IBS_DAY)
                 continue
             self.cancel_in_books(order, "reconciliation",
                                  "IB has no record of this order after reconciliation: it never reached IB")

@@ -32,7 +32,7 @@ from execgw.server.ib import events as ev
 from execgw.server.ib.backpressure import Backpressure
 from execgw.server.ib.endpoint import Endpoint
 from execgw.server.ib.handoff import LoopHandoff
-from execgw.server.ib.ids import OrderIdAllocator
+from execgw.server.ib.ids import OrderIdAllocator, OrdersWritten
 from execgw.server.ib.pacing import Pacer, WriteSpacing
 from execgw.server.ib.reader import LinearReaderClient
 from execgw.server.ib.wrapper import CallbackTranslator
@@ -108,6 +108,7 @@ class IBSession:
         self._link_ok = True
         self.accounts: tuple[str, ...] = ()
         self.connections_made = 0  # the first and every reconnect (the metrics read it)
+        self._orders_written = OrdersWritten()
         # Bounds the reports decoded and not yet applied (backpressure.py); the engine sets it.
         self.backpressure: Backpressure | None = None
 
@@ -122,6 +123,16 @@ class IBSession:
     def ready(self) -> bool:
         """Connected and IB has told us its next valid order id: orders may be placed."""
         return self._ready.is_set()
+
+    @property
+    def connection(self) -> int:
+        """Which socket this is: a number that grows with every connect attempt."""
+        return self._generation
+
+    def highest_order_written_before(self, connection: int) -> int:
+        """The highest order id whose placeOrder was written whole on a socket before
+        `connection` (0 if none): IB has such an order only if it reports it on a later one."""
+        return self._orders_written.highest_before(connection)
 
     async def wait_ready(self, timeout: float) -> bool:
         try:
@@ -312,20 +323,22 @@ class IBSession:
 
     async def _send(
         self, action: Callable[[EClient], None], what: str, still_wanted: Callable[[], bool] | None = None
-    ) -> None:
-        """Paced, then written on the session's writer thread. Raises Withdrawn (not wanted any
-        more), NotSent (certainly not sent) or MaybeSent (the write failed part-way)."""
+    ) -> int:
+        """Paced, then written on the session's writer thread; returns the connection it was
+        written on. Raises Withdrawn (not wanted any more), NotSent (certainly not sent) or
+        MaybeSent (the write failed part-way)."""
         if still_wanted is not None and not still_wanted():
             raise Withdrawn
         await self._pacer.acquire()
         # The pacer may have made us wait for seconds; the caller's mind may have changed.
         if still_wanted is not None and not still_wanted():
             raise Withdrawn
-        client = self._client
+        client, connection = self._client, self._generation  # a client is its attempt's own
         if client is None or not client.isConnected():
             raise NotSent(f"{what}: IB {self.endpoint.mode} is not connected")
         try:
             await self._writer.send(client, action, what)
+            return connection
         except MaybeSent:
             # Part of a message may be on the wire: TWS would misread everything after it.
             # Drop the socket; the reconnect reconciles whatever this message did.
@@ -355,9 +368,12 @@ class IBSession:
         for attribute in ("eTradeOnly", "firmQuoteOnly"):
             if hasattr(ib_order, attribute):
                 setattr(ib_order, attribute, False)
-        await self._send(
+        connection = await self._send(
             lambda c: c.placeOrder(order.order_id, contract, ib_order), f"order {order.order_id}", still_wanted
         )
+        # Noted in the step that saw the write end: a reconciliation's requests go through the
+        # same writer thread, so any that could judge this order finds it noted.
+        self._orders_written.note(connection, order.order_id)
 
     async def cancel_order(self, order_id: int) -> None:
         await self._send(lambda c: _cancel_order(c, order_id), f"cancel of order {order_id}")

@@ -101,6 +101,23 @@ def test_drop_one_client_id_only(sim, ibapi_client):
     assert one.isConnected() and sim.connected_clients() == [1]
 
 
+def test_tws_going_away_with_a_placeorder_unread_leaves_no_order(sim, ibapi_client):
+    app = ibapi_client(sim.port, client_id=1)
+    order_id = app.next_order_id()
+    app.placeOrder(order_id, stock(), market_order("BUY", 1, "before"))
+    sim.wait_for_order("before", status="Filled")
+    sim.drop_before_order("unread")
+
+    app.placeOrder(order_id + 1, stock(), market_order("BUY", 1, "unread"))
+    app.wait_named("connectionClosed")
+
+    assert [o.order_ref for o in sim.orders()] == ["before"]
+    assert [r.order_ref for r in sim.received_orders()] == ["before"]  # not even read
+    again = ibapi_client(sim.port, client_id=1)  # it happens once
+    again.placeOrder(again.next_order_id(), stock(), market_order("BUY", 1, "unread"))
+    assert sim.wait_for_order("unread", status="Filled").filled == 1
+
+
 def test_gateway_restart_refuses_connections_then_comes_back_with_a_lower_next_valid_id(sim, ibapi_client):
     app = ibapi_client(sim.port, client_id=1)
     order_id = app.next_order_id()

@@ -48,7 +48,7 @@ def _write(store: Store, work: Callable[[Recorder], T]) -> T:
 
 
 def _order(engine: Engine, *, perm_id: int | None = None, status: str = "SUBMITTED",
-           created_at: datetime | None = None) -> TradeOrder:
+           created_at: datetime | None = None, ib_order_id: int | None = None) -> TradeOrder:
     from sqlalchemy.orm import Session
 
     ref = f"ref-{uuid.uuid4().hex[:10]}"
@@ -61,7 +61,7 @@ def _order(engine: Engine, *, perm_id: int | None = None, status: str = "SUBMITT
         order = TradeOrder(
             run_id=run.id, client_order_id=ref, symbol="AAPL", sec_type="STK", exchange="SMART", currency="USD",
             side="BUY", quantity=10, order_type="MKT", status=status, filled_qty=0.0, ib_endpoint=ENDPOINT,
-            ib_client_id=OUR_CLIENT, ib_order_id=int(uuid.uuid4().int % 1_000_000) + 1, ib_perm_id=perm_id,
+            ib_client_id=OUR_CLIENT, ib_order_id=ib_order_id or int(uuid.uuid4().int % 1_000_000) + 1, ib_perm_id=perm_id,
             created_at=created_at or now, updated_at=now,
         )
         s.add(order)
@@ -182,6 +182,29 @@ def test_unknown_orders_from_before_ibs_day_stay_unknown(engine, store):
     assert _reload(engine, before).status == OrderStatus.UNKNOWN.value
     assert "before IB's current day" in (_reload(engine, before).status_reason or "")
     assert _reload(engine, after).status == OrderStatus.CANCELLED.value
+
+
+def test_unacknowledged_orders_written_to_an_earlier_socket_never_reached_ib(engine, store):
+    """After a reconnect's reconciliation, an order still PENDING_SUBMIT among those written to
+    an earlier socket (ids up to `written_before`) is one IB never read; one with a higher id
+    is still its sender's to write, and an acknowledged one is IB's to report."""
+    day_began = datetime.now(UTC) - timedelta(hours=1)
+    acknowledged = _order(engine, status="SUBMITTED", ib_order_id=40)
+    yesterdays = _order(engine, status="PENDING_SUBMIT", ib_order_id=41, created_at=utcnow() - timedelta(hours=5))
+    lost = _order(engine, status="PENDING_SUBMIT", ib_order_id=42)
+    queued = _order(engine, status="PENDING_SUBMIT", ib_order_id=43)
+
+    resolved = _write(store, lambda rec: [
+        o.client_order_id for o in rec.resolve_unknown(ENDPOINT, OUR_CLIENT, day_began, written_before=42)])
+
+    assert resolved == [lost.client_order_id]
+    assert _reload(engine, lost).status == OrderStatus.CANCELLED.value
+    assert "never reached IB" in (_reload(engine, lost).status_reason or "")
+    assert _reload(engine, queued).status == OrderStatus.PENDING_SUBMIT.value
+    assert _reload(engine, acknowledged).status == OrderStatus.SUBMITTED.value
+    # IB's reports no longer cover an order from before its day: an operator settles it.
+    assert _reload(engine, yesterdays).status == OrderStatus.UNKNOWN.value
+    assert "before IB's current day" in (_reload(engine, yesterdays).status_reason or "")
 
 
 def test_a_late_original_never_replaces_its_correction(engine, store):

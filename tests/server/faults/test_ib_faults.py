@@ -43,6 +43,9 @@ def test_a_gateway_restart_with_a_lower_next_valid_id_reuses_no_order_id(start_g
     live = start_gateway({"default": {"fills": 4, "fill_interval": 0.3}})
     first = live.submit(live.order("a"), live.order("b")).run
     eventually(lambda: len(live.fills(first.run_id)) >= 1, what="a first fill")
+    # Both orders at IB before it restarts: one still in flight as TWS goes away is another
+    # test's case (it never reaches IB).
+    live.sim.wait_for_order(f"{live.prefix}-b", timeout=5)
     live.sim.refuse_connections(1.5, next_valid_id=1)
     eventually(lambda: not live.gateway.gateway.engine.mode_ready("paper"), what="gateway noticed the outage")
     eventually(lambda: live.gateway.gateway.engine.mode_ready("paper"), timeout=30, what="gateway reconnected")
@@ -53,6 +56,28 @@ def test_a_gateway_restart_with_a_lower_next_valid_id_reuses_no_order_id(start_g
         assert_nothing_lost(live, run_id)
     sent_ids = [o.order_id for o in live.sim.orders()]
     assert len(sent_ids) == len(set(sent_ids)) == 3
+
+
+def test_an_order_written_as_tws_went_away_is_concluded_at_the_reconnect_not_the_deadline(start_gateway, eventually):
+    """placeOrder left whole, but TWS closed the socket with it unread: no error, no status, and
+    no record at IB after the reconnect. The gateway concludes it never reached IB as soon as the
+    reconnect's reconciliation says so, cancels it at IB to be sure, and never sends it again."""
+    live = start_gateway({"default": {}})
+    live.sim.drop_before_order(f"{live.prefix}-b")
+    run_id = live.submit(live.order("a"), live.order("b"), live.order("c"), deadline=120).run.run_id
+
+    eventually(lambda: live.run_row(run_id).status != "RUNNING", timeout=20, what="run finished")
+    run = live.run_row(run_id)
+    assert run.status == "PARTIAL"
+    assert (run.finished_at - run.created_at).total_seconds() < 20  # not held to the 120 s deadline
+    orders = {o.client_order_id.rsplit("-", 1)[1]: o for o in live.orders(run_id)}
+    assert {name: o.status for name, o in orders.items()} == {"a": "FILLED", "b": "CANCELLED", "c": "FILLED"}
+    assert "never reached IB" in orders["b"].status_reason
+    assert f"{live.prefix}-b" in run.status_reason
+    sent = [r for r in live.sim.received_orders() if r.order_ref.startswith(live.prefix)]
+    assert [r.order_ref.rsplit("-", 1)[1] for r in sent] == ["a", "c"]  # b: lost once, never resent
+    assert [r.order_id for r in sent] == [orders["a"].ib_order_id, orders["c"].ib_order_id]
+    assert_nothing_lost(live, run_id)
 
 
 @pytest.mark.parametrize("restored", [1101, 1102])

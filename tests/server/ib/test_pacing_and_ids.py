@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from execgw.server.ib.ids import OrderIdAllocator
+from execgw.server.ib.ids import OrderIdAllocator, OrdersWritten
 from execgw.server.ib.pacing import TOLERANCE, Pacer, WriteSpacing
 
 
@@ -120,3 +120,18 @@ def test_order_ids_only_move_up():
     assert ids.allocate(3) == [100, 101, 102]
     ids.raise_floor(101)
     assert ids.allocate(1) == [103]
+
+
+def test_orders_written_tells_the_highest_id_that_went_out_on_an_earlier_socket():
+    written = OrdersWritten()
+    assert written.highest_before(1) == 0
+    written.note(1, 5)
+    written.note(1, 6)
+    assert written.highest_before(1) == 0  # the socket IB answers on: its own writes don't count
+    assert written.highest_before(2) == 6
+    written.note(3, 9)  # connection 2 wrote nothing
+    assert written.highest_before(3) == 6
+    assert written.highest_before(4) == 9
+    written.note(4, 10)
+    written.note(4, 11)
+    assert (written.highest_before(4), written.highest_before(5)) == (9, 11)
