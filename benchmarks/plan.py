@@ -19,6 +19,8 @@ class Sizes:
     decoder: int = 20_000  # executions through ibapi's decoder alone
     latency: tuple[tuple[int, float], ...] = ((100, 10.0), (1_000, 5.0))  # (executions/s, seconds)
     latency_watchers: tuple[int, ...] = (1, 10)
+    # (executions/s, seconds, watchers) measured again with watchers that batch, as the client does
+    latency_batched: tuple[tuple[int, float, int], ...] = ((1_000, 5.0, 10),)
     # Offered, stepped up until one is not sustained; finer where the gateway's ceiling has been.
     throughput_rates: tuple[int, ...] = (100, 200, 300, 400, 500, 600, 700, 800, 1_000, 1_200, 1_500, 1_750, 2_000, 2_250, 2_500, 3_000)
     throughput_seconds: float = 10.0
@@ -35,6 +37,7 @@ class Sizes:
 
 QUICK = Sizes(
     db_per_commit=100, db_batched=1_000, decoder=1_000, latency=((100, 1.0), (1_000, 0.5)),
+    latency_batched=((1_000, 0.5, 10),),
     throughput_rates=(100, 200), throughput_seconds=1.5, submission_orders=50, fanout_watchers=50,
     fanout_processes=2, fanout_executions=20, replay=(1_000,), soak_executions=2_000, soak_run=1_000,
     peer_executions=(200, 500), peer_time_cap=30.0,
