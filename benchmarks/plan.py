@@ -22,7 +22,9 @@ class Sizes:
     # (executions/s, seconds, watchers) measured again with watchers that batch, as the client does
     latency_batched: tuple[tuple[int, float, int], ...] = ((1_000, 5.0, 10),)
     # Offered, stepped up until one is not sustained; finer where the gateway's ceiling has been.
-    throughput_rates: tuple[int, ...] = (100, 200, 300, 400, 500, 600, 700, 800, 1_000, 1_200, 1_500, 1_750, 2_000, 2_250, 2_500, 3_000)
+    throughput_rates: tuple[int, ...] = (
+        100, 200, 300, 400, 500, 600, 700, 800, 1_000, 1_200, 1_500, 1_750, 2_000, 2_250, 2_500, 3_000, 3_500, 4_000,
+    )
     throughput_seconds: float = 10.0
     submission_orders: int = 1_000
     fanout_watchers: int = 1_000
