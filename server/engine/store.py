@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -38,6 +39,16 @@ class RunProgress(NamedTuple):
     gateway: str = ""  # the gateway that owns the run (TradeRun.gateway)
 
 
+class WriterTimes(NamedTuple):
+    """One committed writer transaction's legs, in seconds: applying its work (in memory, with
+    the reads it needs), sending its statements, and the COMMIT (where a database that flushes its
+    log to a slow disk stalls)."""
+
+    apply: float
+    statements: float
+    commit: float
+
+
 class Store:
     def __init__(
         self, engine: Engine, *, readers: int = 4, watch_readers: int = 2, ledger: Ledger | None = None
@@ -49,32 +60,41 @@ class Store:
         self._ledger = ledger or Ledger()  # the writer thread's alone
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="execgw-reader")
         self._watch_readers = ThreadPoolExecutor(watch_readers, thread_name_prefix="execgw-watch-reader")
+        # Told, on the loop, the legs of every committed writer transaction (the metrics set it).
+        self.on_transaction: Callable[[WriterTimes], None] | None = None
 
     async def write(self, work: Callable[[Recorder], T]) -> tuple[T, list[StoredEvent]]:
         """Runs `work` in one transaction on the writer thread; returns its result and the
         events it wrote, after the commit."""
 
-        def transaction() -> tuple[T, list[StoredEvent]]:
+        def transaction() -> tuple[T, list[StoredEvent], WriterTimes]:
             ledger = self._ledger
+            began = time.perf_counter()
             try:
                 with self._sessions() as session, session.begin():
                     recorder = Recorder(session, ledger)
                     with session.no_autoflush:
                         result = work(recorder)
+                    applied = time.perf_counter()
                     session.flush()  # rows the ORM holds (a new run, its orders) before the events naming them
                     recorder.write()
+                    written = time.perf_counter()
                     changed_by_orm: set[str] = session.info.get(ORM_RUNS, set())
             except BaseException:
                 # Entries may hold changes the database never got (or got: a commit cut off by a
                 # lost connection may have happened). Read it all again from the database.
                 ledger.discard()
                 raise
+            committed = time.perf_counter()
             for run_id in changed_by_orm:
                 ledger.forget_run(run_id)
             ledger.committed()
-            return result, recorder.events
+            return result, recorder.events, WriterTimes(applied - began, written - applied, committed - written)
 
-        return await self._run(self._writer, transaction)
+        result, events, times = await self._run(self._writer, transaction)
+        if self.on_transaction is not None:
+            self.on_transaction(times)
+        return result, events
 
     async def read(self, work: Callable[[Session], T]) -> T:
         return await self._run(self._readers, self._query(work))

@@ -20,6 +20,7 @@ resumed run's mode could not be read); every configured mode shows, at 0 until i
 | `execgw_watch_delivery_seconds` | histogram | delivery = live, replay | event stored to handed to a WatchRun stream (replay: read back for a watcher catching up, as old as the event) |
 | `execgw_watch_streams` | gauge | | open WatchRun streams |
 | `execgw_writer_batch_reports` | histogram | | IB reports per writer transaction |
+| `execgw_writer_transaction_seconds` | histogram | leg = apply, statements, commit | a committed writer transaction's legs: its work applied in memory (with the reads it needs), its statements, its COMMIT. A slow COMMIT is the database's disk: every watcher waits for it, since nothing is streamed before it is stored |
 | `execgw_reports_held` | gauge | | IB reports waiting in the engine's inbox: the writer's backlog, during an outage the reports held |
 | `execgw_reports_dropped` | gauge | | reports dropped past the hold bound, awaiting reconciliation (0 again once it starts) |
 | `execgw_reports_poison_total` | counter | | reports that could not be applied (a bug), logged and skipped |

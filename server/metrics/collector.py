@@ -86,6 +86,9 @@ class GatewayCollector:
         yield histogram_family(
             "execgw_writer_batch_reports", "IB reports applied in one writer transaction",
             {(): metrics.writer_batches})
+        yield histogram_family(
+            "execgw_writer_transaction_seconds", "A committed writer transaction's legs: applying its work, "
+            "its statements, its COMMIT", dict(metrics.writer_legs), labels=["leg"])
 
     def _intake(self) -> Iterator[Metric]:
         metrics = self._metrics

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from execgw.server.db.models import TradeRun
 from execgw.server.engine.bus import EventBus
 from execgw.server.engine.engine import ExecutionEngine
-from execgw.server.engine.store import Store
+from execgw.server.engine.store import Store, WriterTimes
 from execgw.server.engine.stored_event import StoredEvent
 from execgw.server.metrics.activity import TradingActivity
 from execgw.server.metrics.buckets import BATCH_SIZES, SECONDS, LoopHistogram
@@ -42,6 +42,7 @@ class GatewayMetrics:
         bus.observe(self.activity)  # before anything commits: every event is counted
         self.deliveries = {("live",): LoopHistogram(SECONDS), ("replay",): LoopHistogram(SECONDS)}
         self.writer_batches = LoopHistogram(BATCH_SIZES)
+        self.writer_legs = {(leg,): LoopHistogram(SECONDS) for leg in WriterTimes._fields}
         self.outages = OutageWatch()
         self.service = _RecordingServiceMetrics(self)
         self.engine: ExecutionEngine | None = None
@@ -61,6 +62,11 @@ class GatewayMetrics:
         # Called by ReportIntake with each writer transaction's batch size.
         engine.reports.on_batch = self.writer_batches.observe
         engine.reports.database_listeners.append(self.outages.database_changed)
+        store.on_transaction = self._writer_timed
+
+    def _writer_timed(self, times: WriterTimes) -> None:
+        for leg, seconds in zip(WriterTimes._fields, times, strict=True):
+            self.writer_legs[(leg,)].observe(seconds)
 
     def attach_service(self, service: ExecutionService) -> None:
         self.open_watch_streams = lambda: service.open_watch_streams

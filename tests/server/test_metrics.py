@@ -86,6 +86,10 @@ def test_metrics_count_runs_orders_fills_and_watchers_as_they_happened(start_gat
     assert total(after, "execgw_watch_delivery_seconds_count") == len(events)
     assert value(after, "execgw_ib_report_commit_seconds_count") > 0
     assert value(after, "execgw_writer_batch_reports_count") > 0  # every batch the writer took
+    # Each committed transaction's three legs, counted together; the run's own transactions among them.
+    legs = [value(after, "execgw_writer_transaction_seconds_count", leg=leg) for leg in ("apply", "statements", "commit")]
+    assert legs[0] == legs[1] == legs[2] > value(before, "execgw_writer_transaction_seconds_count", leg="commit")
+    assert value(after, "execgw_writer_transaction_seconds_sum", leg="commit") > 0
     assert value(after, "execgw_reconciliations_total", mode="paper", scope="full") >= 1
     assert value(after, "execgw_reconciliations_total", mode="paper", scope="run_end") >= 1
     assert total(after, "execgw_reconciliations_failed_total") == 0
