@@ -504,12 +504,14 @@ class Recorder:
         for order_id in order_ids:
             order = self.order_by_id(order_id)
             if began is not None and order.created_at is not None and order.created_at < began:
-                if not order.status_reason or order.status != OrderStatus.UNKNOWN.value:
-                    log.warning("%s stays UNKNOWN: created %sZ, before IB's current day began (%sZ); IB's "
+                unknown = order.status == OrderStatus.UNKNOWN.value
+                if not order.status_reason or not unknown:
+                    log.warning("%s %s UNKNOWN: created %sZ, before IB's current day began (%sZ); IB's "
                                 "reconciliation cannot tell whether it reached IB", order.client_order_id,
-                                order.created_at.isoformat(timespec="seconds"), began.isoformat(timespec="seconds"))
+                                "stays" if unknown else "is now", order.created_at.isoformat(timespec="seconds"),
+                                began.isoformat(timespec="seconds"))
                     self._set_reason(order, _BEFORE_IBS_DAY)
-                    if order.status != OrderStatus.UNKNOWN.value:
+                    if not unknown:
                         self.set_order_status(order, OrderStatus.UNKNOWN, "reconciliation", _BEFORE_IBS_DAY)
                 continue
             self.cancel_in_books(order, "reconciliation",
