@@ -5,6 +5,9 @@ completed orders, the day's executions with their commissions) and stores them. 
 moment its IB endpoint is connected until the database holds every fill with its commission
 (from its start, and to the first fill stored, in the details). Floor, in the same run: ibapi's
 decoder alone (an EClient with the gateway's reader) asking IB for the same day's executions.
+Beside each replay, the CPU its gateway's threads used (all, the writer, ibapi's decoding), with
+the replay's time from the gateway's start as its floor: a sum close to that time means the
+threads worked one after another (the GIL), not side by side.
 
 This module only adapts that script to the table: fresh databases as every section gets them,
 repeats, and "not measured" with the reason if its `replay(url, executions)` is not there (it is
@@ -45,11 +48,22 @@ def _fields(outcome: Any) -> dict[str, float]:
     return {"decoder_alone": float(decoder_alone), "gateway": float(gateway)}
 
 
+CPU_PARTS = ("all", "writer", "ibapi decoding")
+
+
 def _measure(ctx: Context, database: Database, function: Callable[[str, int], Any],
-             executions: int, figure: Figure, floor: Figure) -> None:
+             executions: int, figure: Figure, floor: Figure, cpu: Figure, wall: Figure) -> None:
     with database.fresh(ctx.folder) as url:
         fields = _fields(function(url, executions))
     floor.add(fields["decoder_alone"])
+    if "gateway_cpu" in fields:
+        wall.add(fields["gateway"])
+        cpu.add({"all": fields["gateway_cpu"], "writer": fields["writer_cpu"],
+                 "ibapi decoding": fields["decoding_cpu"]})
+    else:
+        reason = "benchmarks/replay.py reports no CPU of the gateway's threads"
+        cpu.fail(reason)
+        wall.fail(reason)
     if "connected" not in fields:
         raise RuntimeError("benchmarks/replay.py reports no connect time, only start → stored: "
                            f"{fields['gateway']:.2f} s")
@@ -61,21 +75,26 @@ def _measure(ctx: Context, database: Database, function: Callable[[str, int], An
 
 def run(ctx: Context, database: Database) -> None:
     db, report = database.label, ctx.report
-    plan: dict[int, tuple[Figure, Figure]] = {}
+    plan: dict[int, tuple[Figure, Figure, Figure, Figure]] = {}
     for executions in ctx.sizes.replay:
         floor = report.figure(floors.SECTION, f"ibapi decoder alone: reqExecutions replaying {executions:,}", "s",
                               database=db, note="benchmarks/replay.py's floor, measured in section 6")
         figure = report.figure(SECTION, f"{executions:,} executions held by IB: connected → all stored", "s",
                                database=db, floor=floor.key,
                                note="benchmarks/replay.py: reconcile, every fill with its commission")
-        plan[executions] = (figure, floor)
+        wall = report.figure(SECTION, f"{executions:,} executions: gateway start → all stored", "s", database=db)
+        cpu = report.figure(SECTION, f"{executions:,} executions: CPU of the gateway's threads meanwhile", "CPU s",
+                            database=db, parts=CPU_PARTS, floor=wall.key,
+                            note="a sum near its floor: the threads took turns (the GIL)")
+        plan[executions] = (figure, floor, cpu, wall)
     function = _replay_function()
     if isinstance(function, str):
-        for figure, floor in plan.values():
-            figure.not_measured = floor.not_measured = function
+        for figures in plan.values():
+            for each in figures:
+                each.not_measured = function
         return
     for repeat in range(ctx.repeat):
-        for executions, (figure, floor) in plan.items():
+        for executions, figures in plan.items():
             ctx.say(f"[{db}] replay of {executions:,} executions (benchmarks/replay.py), "
                     f"repeat {repeat + 1}/{ctx.repeat}")
-            guarded([figure, floor], lambda n=executions, f=figure, fl=floor: _measure(ctx, database, function, n, f, fl))
+            guarded(list(figures), lambda n=executions, f=figures: _measure(ctx, database, function, n, *f))

@@ -17,6 +17,9 @@ For each size N, with the simulator as its own process (`execgw sim`) and a fres
    before it printed apart.
 
 The figure to watch is the ratio of (3) to (2), and how it grows with N (linearly, or worse).
+Beside it, the CPU the gateway's threads used during (3), the writer's and ibapi's decoding
+thread's apart: their sum against the wall time says whether the threads worked in parallel or,
+holding the GIL in turns, one after another.
 
 On 2 shared cores one replay's ratio swings by 2x with the load (the floor most of all):
 `--repeat N` runs each size N times, each beside its own floor, and prints the median ratio;
@@ -184,6 +187,29 @@ class Replay(NamedTuple):
     gateway: float  # seconds from the gateway's start to all executions stored
     connected: float  # ... to the gateway's IB endpoint connected
     first_stored: float  # ... to the first execution stored (0.1 s polls)
+    gateway_cpu: float  # CPU seconds of every thread of this process but the polling one, over `gateway`
+    writer_cpu: float  # ... of the writer thread alone
+    decoding_cpu: float  # ... of ibapi's decoding thread alone
+
+
+WRITER_THREAD = "execgw-writer"  # the store's ThreadPoolExecutor prefix (server/engine/store.py)
+DECODING_THREAD = "ibapi-reader"  # runs EClient.run: ibapi's decoder and the gateway's callbacks
+
+
+def threads_cpu() -> dict[str, float]:
+    """CPU seconds so far of each live thread of this process, by name (a pool's `_N` suffix
+    dropped, threads of one name summed)."""
+    seconds: dict[str, float] = {}
+    for thread in threading.enumerate():
+        if thread.ident is None:
+            continue
+        try:
+            used = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        except (OSError, ProcessLookupError):  # it ended meanwhile
+            continue
+        name = re.sub(r"_\d+$", "", thread.name)
+        seconds[name] = seconds.get(name, 0.0) + used
+    return seconds
 
 
 def replay(url: str, executions: int, profile: str = "") -> Replay:
@@ -216,6 +242,8 @@ def replay(url: str, executions: int, profile: str = "") -> Replay:
             time.sleep(1.0)  # IB frees the client id once it saw the socket close (else 326 and a retry)
 
             profiler = start_profiler(f"{profile}-{executions}.txt") if profile else None
+            threads_before = threads_cpu()
+            process_before, poller_before = time.process_time(), time.thread_time()
             started = time.perf_counter()
             second = gateway(url, port)
             connected = time.perf_counter() - started
@@ -229,11 +257,14 @@ def replay(url: str, executions: int, profile: str = "") -> Replay:
                     time.sleep(0.1)
                 seconds = time.perf_counter() - started
                 first = first or seconds  # all stored by the first look
+                gateway_cpu = (time.process_time() - process_before) - (time.thread_time() - poller_before)
+                used = {name: cpu - threads_before.get(name, 0.0) for name, cpu in threads_cpu().items()}
             finally:
                 if profiler is not None:
                     stop_profiler(profiler)
                 second.stop()
-            return Replay(floor, seconds, connected, first)
+            return Replay(floor, seconds, connected, first, gateway_cpu, used.get(WRITER_THREAD, 0.0),
+                          used.get(DECODING_THREAD, 0.0))
         finally:
             db.dispose()
             simulator.terminate()
@@ -288,8 +319,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{executions:>7,} executions replayed: all stored {replayed:6.2f}s after IB connected "
                       f"({executions / replayed:,.0f}/s; first stored at {timed.first_stored - timed.connected:.2f}s; "
                       f"gateway start to connected {timed.connected:.2f}s); ibapi's decoder alone "
-                      f"{timed.decoder_alone:5.2f}s; ratio {ratios[-1]:4.1f}x; load average {load:.2f} -> "
-                      f"{os.getloadavg()[0]:.2f}", flush=True)
+                      f"{timed.decoder_alone:5.2f}s; ratio {ratios[-1]:4.1f}x; gateway CPU {timed.gateway_cpu:.2f}s "
+                      f"(writer {timed.writer_cpu:.2f}, ibapi decoding {timed.decoding_cpu:.2f}) in "
+                      f"{timed.gateway:.2f}s; load average {load:.2f} -> {os.getloadavg()[0]:.2f}", flush=True)
             if len(ratios) > 1:
                 print(f"{executions:>7,} executions: median ratio {statistics.median(ratios):4.1f}x "
                       f"[{min(ratios):.1f}-{max(ratios):.1f}] over {len(ratios)} replays", flush=True)
