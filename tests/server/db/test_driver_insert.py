@@ -32,6 +32,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import mysql
+from sqlalchemy.exc import ProgrammingError
 
 from execgw.server.db import driver_insert
 from execgw.server.db.driver_insert import DriverInsert
@@ -210,3 +211,46 @@ def test_the_mysql_string_literal_is_pymysqls_own(text: str) -> None:
     """The writer quotes JSON texts for pymysql itself (for speed): the literal must be exactly
     what pymysql's escape_string makes of the same text, whatever the characters."""
     assert driver_insert._mysql_string(text) == "'" + pymysql.converters.escape_string(text) + "'"
+
+
+class _PymysqlEscape:
+    """pymysql's own escaping of one value, as its Connection.escape does for anything but text
+    and bytes (no server needed)."""
+
+    @staticmethod
+    def escape(value: Any) -> str:
+        return str(pymysql.converters.escape_item(value, "utf8mb4"))
+
+
+@given(st.one_of(
+    st.text(alphabet=st.sampled_from(list("ab'\"\\\n\r\x00\x1a%_é€😀")) | st.characters(), max_size=40),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.datetimes(),
+    st.booleans(),
+))
+@settings(max_examples=1000, deadline=None)
+def test_a_value_is_written_as_pymysql_writes_it(value: Any) -> None:
+    """On MariaDB the writer writes each row's values itself (for speed): every value must be
+    exactly pymysql's own literal of it."""
+    expected = "'" + pymysql.converters.escape_string(value) + "'" if isinstance(value, str) else \
+        _PymysqlEscape.escape(value)
+    assert driver_insert._mysql_literal(value, _PymysqlEscape, {}) == expected
+
+
+@pytest.mark.mysql
+def test_an_infinite_float_is_refused_and_nothing_of_its_rows_stored(fresh_mysql_url):
+    """MariaDB has no infinity: pymysql refuses the value, as it did when it escaped every value
+    itself, and the rows of that INSERT are not stored (the writer then applies its reports one
+    by one, and the report with the infinity alone is skipped)."""
+    engine = make_engine(fresh_mysql_url)
+    try:
+        metadata.create_all(engine)
+        rows = _rows("inf")
+        rows[1]["amount"] = float("inf")
+        with pytest.raises((pymysql.err.ProgrammingError, ProgrammingError), match="inf can not be used"), \
+                engine.begin() as conn:
+            DriverInsert(scratch, COLUMNS).execute(conn, rows)
+        assert _stored(engine, "inf") == []
+    finally:
+        engine.dispose()
