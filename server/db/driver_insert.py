@@ -161,7 +161,7 @@ _MYSQL_ESCAPES = (("\\", "\\\\"), ("'", "\\'"), ('"', '\\"'), ("\n", "\\n"), ("\
 
 def _mysql_literal(value: Any, dbapi: Any, literals: dict[Any, str]) -> str:
     """A value as pymysql writes it into SQL: text, integers and finite floats here (the common
-    kinds, exactly as pymysql's converters write them), datetimes by pymysql once per value,
+    kinds, exactly as pymysql's converters write them), naive datetimes by pymysql once per value,
     anything else by pymysql (its escaping, its errors: an infinite float is refused)."""
     kind = type(value)
     if kind is str:
@@ -171,7 +171,9 @@ def _mysql_literal(value: Any, dbapi: Any, literals: dict[Any, str]) -> str:
     if kind is float and math.isfinite(value):
         text = repr(value)
         return text if "e" in text else text + "e0"
-    if kind is datetime:
+    if kind is datetime and value.tzinfo is None:
+        # Naive only: aware datetimes at one instant in different zones are equal keys, yet
+        # pymysql writes each one's own wall-clock time.
         literal = literals.get(value)
         if literal is None:
             literal = literals[value] = dbapi.escape(value)

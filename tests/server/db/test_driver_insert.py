@@ -238,6 +238,18 @@ def test_a_value_is_written_as_pymysql_writes_it(value: Any) -> None:
     assert driver_insert._mysql_literal(value, _PymysqlEscape, {}) == expected
 
 
+def test_datetimes_of_one_instant_in_different_zones_are_each_written_as_pymysql_writes_them() -> None:
+    """Rows share their times, so the writer keeps each datetime's literal; two aware datetimes
+    of one instant are equal keys, yet pymysql writes each one's own wall-clock time."""
+    from datetime import UTC, timedelta, timezone
+
+    literals: dict[Any, str] = {}
+    moments = [datetime(2026, 11, 29, 15, 0, tzinfo=UTC), datetime(2026, 11, 29, 10, 0, tzinfo=timezone(timedelta(hours=-5))),
+               datetime(2026, 11, 29, 15, 0), datetime(2026, 11, 29, 15, 0, 0, 1)]
+    for moment in moments + moments:
+        assert driver_insert._mysql_literal(moment, _PymysqlEscape, literals) == _PymysqlEscape.escape(moment)
+
+
 @pytest.mark.mysql
 def test_an_infinite_float_is_refused_and_nothing_of_its_rows_stored(fresh_mysql_url):
     """MariaDB has no infinity: pymysql refuses the value, as it did when it escaped every value
