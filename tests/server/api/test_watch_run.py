@@ -57,11 +57,12 @@ class CommitsHeldOpen:
     them before they are committed.
 
     Hooked on SQLAlchemy's events, not on the store, so it holds whatever writes the event rows,
-    however it writes them (ORM flush, Core, the driver's executemany): every INSERT into
-    trade_events reaches the cursor. Once armed, each of the next `holds` commits that carries
-    events of the run is held until the watcher receives one of those events (it must not: that
-    is the bug) or `hold_seconds` pass. Every event the watcher receives is checked against what
-    committed.
+    however it writes them (ORM flush, Core, the driver's executemany, values as parameters or as
+    literals): a connection that sent an INSERT into trade_events reads, just before its COMMIT,
+    the run's sequences it can see and that are not committed yet, which are its own. Once armed,
+    each of the next `holds` commits that carries events of the run is held until the watcher
+    receives one of those events (it must not: that is the bug) or `hold_seconds` pass. Every
+    event the watcher receives is checked against what committed.
     """
 
     def __init__(self, run_id: str, holds: int = 3, hold_seconds: float = 1.5) -> None:
@@ -76,21 +77,21 @@ class CommitsHeldOpen:
         self.held_commits = 0
         self.early: list[int] = []  # sequences a watcher received before their commit
 
-    def before_cursor_execute(self, conn: Connection, _cursor: object, statement: str, parameters: Any,
-                              _context: object, executemany: bool) -> None:
-        """Notes the run's event sequences an INSERT writes, on the connection that writes them."""
-        if not statement.lstrip().lower().startswith("insert into trade_events"):
-            return
-        columns = [c.strip(' `"') for c in statement.split("(", 1)[1].split(")", 1)[0].split(",")]
-        pending = conn.info.setdefault("held_sequences", set())
-        for row in parameters if executemany else [parameters]:
-            values = row if isinstance(row, dict) else dict(zip(columns, row, strict=True))
-            for key, value in values.items():  # also multi-row VALUES, whose names end in __<n>
-                if key.partition("__")[0] == "run_id" and value == self.run_id:
-                    pending.add(values[key.replace("run_id", "sequence", 1)])
+    def before_cursor_execute(self, conn: Connection, _cursor: object, statement: str, _parameters: Any,
+                              _context: object, _executemany: bool) -> None:
+        """Notes the connections that write event rows."""
+        if statement.lstrip().lower().startswith(("insert into trade_events", "insert into `trade_events`")):
+            conn.info["writes_events"] = True
 
     def before_commit(self, session: Session) -> None:
-        pending = session.connection().info.pop("held_sequences", set())
+        conn = session.connection()
+        pending: set[int] = set()
+        if conn.info.pop("writes_events", False):
+            # Its own rows, not yet committed, are visible to the transaction that wrote them; the
+            # writer is the only one writing them, one transaction after another.
+            seen = conn.execute(select(TradeEvent.sequence).where(TradeEvent.run_id == self.run_id)).scalars()
+            with self.lock:
+                pending = set(seen) - self.committed
         session.info["held_sequences"] = pending
         if not pending or not self.armed.is_set() or self.holds_left <= 0:
             return
@@ -110,7 +111,7 @@ class CommitsHeldOpen:
         session.info.pop("held_sequences", None)
 
     def on_rollback(self, conn: Connection) -> None:
-        conn.info.pop("held_sequences", None)
+        conn.info.pop("writes_events", None)
 
     def on_event(self, event: pb.RunEvent) -> None:
         with self.lock:
