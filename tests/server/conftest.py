@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,17 @@ def execgw_serve(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[byte
     yield start
     for process in reversed(started):
         _stop(process)
+
+
+@pytest.fixture
+def midday_ib_time_zone() -> str:
+    """A TWS login time zone in which it is about noon now. IB's day begins at midnight there,
+    and orders up to 15 minutes after it still count as possibly of the day before
+    (reconciler.DAY_BOUNDARY_MARGIN): a test whose orders must be of IB's current day sets this
+    zone, so that it does not fail when it happens to run just after midnight in New York (the
+    default zone; 05:00-05:15 UTC in winter)."""
+    hours_east = (24 - datetime.now(UTC).hour) % 24 - 12  # -12..11: local time 12:00-12:59
+    return f"Etc/GMT{-hours_east:+d}"  # tz database's Etc names count west as positive
 
 
 @pytest.fixture

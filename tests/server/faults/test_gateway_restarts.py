@@ -85,8 +85,8 @@ def orders(prefix: str, count: int) -> list[pb.OrderSpec]:
             for i in range(count)]
 
 
-def test_sigkill_between_writing_orders_and_sending_them(world, database_url):
-    sim, gateway = world({}, EXECGW_PACING_PER_SECOND="1")
+def test_sigkill_between_writing_orders_and_sending_them(world, database_url, midday_ib_time_zone):
+    sim, gateway = world({}, EXECGW_PACING_PER_SECOND="1", EXECGW_IB_TIME_ZONE=midday_ib_time_zone)
     gateway.start()
     # The start-up reconciliation's three requests go out first, at one a second.
     deadline = time.monotonic() + 10
@@ -177,11 +177,11 @@ def test_sigterm_during_a_run_then_restart_completes_it_and_a_watcher_resumes(wo
     assert_matches_simulator(database_url, sim, run_id)
 
 
-def test_an_order_from_before_ibs_day_stays_unknown_after_a_restart(world, database_url):
+def test_an_order_from_before_ibs_day_stays_unknown_after_a_restart(world, database_url, midday_ib_time_zone):
     """reqExecutions and reqCompletedOrders answer for IB's current day only: IB's silence about
     an order placed before that day began proves nothing, so it is never concluded "never
     reached IB"; an order of today that IB does not know is."""
-    sim, gateway = world({"default": {"outcome": "rest"}})
+    sim, gateway = world({"default": {"outcome": "rest"}}, EXECGW_IB_TIME_ZONE=midday_ib_time_zone)
     gateway.start()
     channel, stub = gateway.stub()
     prefix = uuid.uuid4().hex[:8]
