@@ -52,6 +52,8 @@ class DriverInsert:
         self._json = tuple(c for c in columns if isinstance(table.c[c].type, JSON))
         self._datetimes = tuple(c for c in columns if isinstance(table.c[c].type, DateTime))
         self._statements: dict[tuple[str, str], tuple[str, list[str], list[Conversion]]] = {}
+        self._columns_json = tuple((c, c in self._json) for c in self._columns)  # pymysql: each column, JSON or not
+        self._one_literal_sql: str | None = None  # pymysql's statement (_one_literal_statement)
 
     def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -89,17 +91,16 @@ class DriverInsert:
         if dbapi.encoders.get(_Escaped) is not _escaped_literal:
             dbapi.encoders[_Escaped] = _escaped_literal  # the connection's own table, not pymysql's
         sql = self._one_literal_statement(connection)
-        columns = self._columns
-        json_columns = self._json
+        columns = self._columns_json
         literals: dict[Any, str] = {}  # datetime → its literal: rows share their times
         params: list[tuple[_Escaped]] = []
         for row in rows:
             values = []
-            for name in columns:
+            for name, is_json in columns:
                 value = row[name]
                 if value is None:
                     values.append("NULL")
-                elif name in json_columns:
+                elif is_json:
                     values.append(_mysql_string(_json_dumps(value)))
                 else:
                     values.append(_mysql_literal(value, dbapi, literals))
@@ -109,12 +110,11 @@ class DriverInsert:
     def _one_literal_statement(self, connection: Connection) -> str:
         """INSERT INTO t (a, b, ...) VALUES (%s): a row's values arrive as one literal, in the
         columns' order. pymysql still sees its multi-row INSERT form and makes one of the rows."""
-        key = ("pymysql", "one literal a row")
-        if key not in self._statements:
+        if self._one_literal_sql is None:
             quote = connection.dialect.identifier_preparer
             names = ", ".join(quote.quote(name) for name in self._columns)
-            self._statements[key] = (f"INSERT INTO {quote.format_table(self._table)} ({names}) VALUES (%s)", [], [])
-        return self._statements[key][0]
+            self._one_literal_sql = f"INSERT INTO {quote.format_table(self._table)} ({names}) VALUES (%s)"
+        return self._one_literal_sql
 
     def _statement(self, connection: Connection) -> tuple[str, list[str], list[Conversion]]:
         """The SQL in the driver's parameter style; for positional styles the columns' order;
