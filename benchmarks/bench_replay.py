@@ -7,7 +7,10 @@ moment its IB endpoint is connected until the database holds every fill with its
 decoder alone (an EClient with the gateway's reader) asking IB for the same day's executions.
 Beside each replay, the CPU its gateway's threads used (all, the writer, ibapi's decoding), with
 the replay's time from the gateway's start as its floor: a sum close to that time means the
-threads worked one after another (the GIL), not side by side.
+threads worked one after another (the GIL), not side by side. And the database's own share: the
+bare batched floor (db_floor.py: SQLAlchemy Core, 500 executions a transaction) writing the same
+number of executions' rows into a fresh database, against the decoder: where it alone takes more
+than 2× the decoder, no gateway writing these rows replays within 2× of it on that database.
 
 This module only adapts that script to the table: fresh databases as every section gets them,
 repeats, and "not measured" with the reason if its `replay(url, executions)` is not there (it is
@@ -19,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import floors
+from benchmarks import db_floor, floors
 from benchmarks.figures import Figure, guarded
 from benchmarks.plan import Context
 from benchmarks.rig import Database
@@ -52,10 +55,13 @@ CPU_PARTS = ("all", "writer", "ibapi decoding")
 
 
 def _measure(ctx: Context, database: Database, function: Callable[[str, int], Any],
-             executions: int, figure: Figure, floor: Figure, cpu: Figure, wall: Figure) -> None:
+             executions: int, figure: Figure, floor: Figure, cpu: Figure, wall: Figure, bare: Figure) -> None:
     with database.fresh(ctx.folder) as url:
         fields = _fields(function(url, executions))
     floor.add(fields["decoder_alone"])
+    with database.fresh(ctx.folder) as url:
+        seconds = db_floor.batched_seconds(url, executions)
+    bare.add(seconds, {"ratio_to_decoder": round(seconds / fields["decoder_alone"], 2)})
     if "gateway_cpu" in fields:
         wall.add(fields["gateway"])
         cpu.add({"all": fields["gateway_cpu"], "writer": fields["writer_cpu"],
@@ -75,7 +81,7 @@ def _measure(ctx: Context, database: Database, function: Callable[[str, int], An
 
 def run(ctx: Context, database: Database) -> None:
     db, report = database.label, ctx.report
-    plan: dict[int, tuple[Figure, Figure, Figure, Figure]] = {}
+    plan: dict[int, tuple[Figure, Figure, Figure, Figure, Figure]] = {}
     for executions in ctx.sizes.replay:
         floor = report.figure(floors.SECTION, f"ibapi decoder alone: reqExecutions replaying {executions:,}", "s",
                               database=db, note="benchmarks/replay.py's floor, measured in section 6")
@@ -86,7 +92,10 @@ def run(ctx: Context, database: Database) -> None:
         cpu = report.figure(SECTION, f"{executions:,} executions: CPU of the gateway's threads meanwhile", "CPU s",
                             database=db, parts=CPU_PARTS, floor=wall.key,
                             note="a sum near its floor: the threads took turns (the GIL)")
-        plan[executions] = (figure, floor, cpu, wall)
+        bare = report.figure(SECTION, f"{executions:,} executions: bare DB alone writing their rows", "s",
+                             database=db, floor=floor.key,
+                             note=f"the database's share: {db_floor.BATCH} executions a transaction, fresh database")
+        plan[executions] = (figure, floor, cpu, wall, bare)
     function = _replay_function()
     if isinstance(function, str):
         for figures in plan.values():
