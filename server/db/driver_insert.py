@@ -14,11 +14,13 @@ rows per execution, two of them mostly JSON text):
   through a dict, a character at a time (for the JSON texts, the fills' raw payloads and the
   events' payloads, half the writer's time on MariaDB), and every other value through three calls
   (a third of the writer's time in a replay after that). Here each row's values are written as
-  one literal: text with the same escapes (a `str.replace` per special character present),
-  integers and floats as pymysql's converters write them, datetimes by pymysql once per value,
-  anything else by pymysql. pymysql gets one value a row (`_Escaped`, written as it is) and
-  still makes and splits its multi-row INSERTs. A session in NO_BACKSLASH_ESCAPES mode escapes
-  differently: there, pymysql escapes everything itself.
+  SQL: text with the same escapes (a `str.replace` per special character present), integers and
+  floats as pymysql's converters write them, datetimes by pymysql once per value, anything else
+  by pymysql. The multi-row INSERTs are made here too, split where pymysql splits its own (at
+  `Cursor.max_stmt_length` bytes) and sent without parameters: pymysql's executemany formatted
+  each row again through five calls of its own (a fifth of the writer's Python in a MariaDB
+  replay after the above). A session in NO_BACKSLASH_ESCAPES mode escapes differently: there,
+  pymysql escapes everything itself.
 - JSON: `orjson`, 5-7x faster than the standard library's encoder on these payloads (three per
   execution). Its text is compact (no spaces) and holds non-ASCII characters as UTF-8, not as
   escapes; it reads back as the same values. Datetimes in a payload become ISO 8601 text as
@@ -36,6 +38,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import pymysql.cursors
 from sqlalchemy import JSON, Connection, DateTime, Table, insert
 
 SERVER_STATUS_NO_BACKSLASH_ESCAPES = 512  # pymysql.constants.SERVER_STATUS: the session's sql_mode has it
@@ -53,7 +56,7 @@ class DriverInsert:
         self._datetimes = tuple(c for c in columns if isinstance(table.c[c].type, DateTime))
         self._statements: dict[tuple[str, str], tuple[str, list[str], list[Conversion]]] = {}
         self._columns_json = tuple((c, c in self._json) for c in self._columns)  # pymysql: each column, JSON or not
-        self._one_literal_sql: str | None = None  # pymysql's statement (_one_literal_statement)
+        self._prefix: str | None = None  # pymysql: the statement before its rows (_values_prefix)
 
     def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -85,15 +88,15 @@ class DriverInsert:
         connection.exec_driver_sql(sql, params)
 
     def _execute_pymysql(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        """pymysql's executemany (its multi-row INSERTs, split at its statement size), each row's
-        values written here as one literal: pymysql escapes one value per row, not every column."""
+        """Multi-row INSERTs of the rows' values written here, each statement at most pymysql's
+        own `max_stmt_length` bytes (unless one row alone is longer, as in pymysql)."""
         dbapi = connection.connection.driver_connection
-        if dbapi.encoders.get(_Escaped) is not _escaped_literal:
-            dbapi.encoders[_Escaped] = _escaped_literal  # the connection's own table, not pymysql's
-        sql = self._one_literal_statement(connection)
+        prefix = self._values_prefix(connection)
+        most = pymysql.cursors.Cursor.max_stmt_length
         columns = self._columns_json
         literals: dict[Any, str] = {}  # datetime → its literal: rows share their times
-        params: list[tuple[_Escaped]] = []
+        statement: list[str] = []
+        size = len(prefix)
         for row in rows:
             values = []
             for name, is_json in columns:
@@ -104,17 +107,22 @@ class DriverInsert:
                     values.append(_mysql_string(_json_dumps(value)))
                 else:
                     values.append(_mysql_literal(value, dbapi, literals))
-            params.append((_Escaped(",".join(values)),))
-        connection.exec_driver_sql(sql, params)
+            text = "(" + ",".join(values) + ")"
+            length = len(text) if text.isascii() else len(text.encode(dbapi.encoding))
+            if statement and size + 1 + length > most:
+                _send(connection, prefix + ",".join(statement))
+                statement, size = [], len(prefix)
+            statement.append(text)
+            size += 1 + length
+        _send(connection, prefix + ",".join(statement))
 
-    def _one_literal_statement(self, connection: Connection) -> str:
-        """INSERT INTO t (a, b, ...) VALUES (%s): a row's values arrive as one literal, in the
-        columns' order. pymysql still sees its multi-row INSERT form and makes one of the rows."""
-        if self._one_literal_sql is None:
+    def _values_prefix(self, connection: Connection) -> str:
+        """INSERT INTO t (a, b, ...) VALUES : the rows follow, in the columns' order."""
+        if self._prefix is None:
             quote = connection.dialect.identifier_preparer
             names = ", ".join(quote.quote(name) for name in self._columns)
-            self._one_literal_sql = f"INSERT INTO {quote.format_table(self._table)} ({names}) VALUES (%s)"
-        return self._one_literal_sql
+            self._prefix = f"INSERT INTO {quote.format_table(self._table)} ({names}) VALUES "
+        return self._prefix
 
     def _statement(self, connection: Connection) -> tuple[str, list[str], list[Conversion]]:
         """The SQL in the driver's parameter style; for positional styles the columns' order;
@@ -190,21 +198,12 @@ def _mysql_string(value: str) -> str:
     return "'" + value + "'"
 
 
-class _Escaped:
-    """A value already written as a MySQL literal; pymysql writes its text as it is (through
-    `_escaped_literal`, registered in the connection's encoders)."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
+# The SQL is complete: pymysql must not look for parameters in it (text may hold a %).
+_NO_PARAMETERS = {"no_parameters": True}
 
 
-def _escaped_literal(value: _Escaped, mapping: Any = None) -> str:
-    return value.text
+def _send(connection: Connection, sql: str) -> None:
+    connection.exec_driver_sql(sql, execution_options=_NO_PARAMETERS)
 
 
 def _no_backslash_escapes(connection: Connection) -> bool:

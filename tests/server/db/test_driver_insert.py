@@ -129,8 +129,8 @@ def test_rows_read_back_exactly_as_sqlalchemy_stores_them(db):
 
 @pytest.mark.mysql
 def test_rows_past_one_statement_are_split_and_all_stored(fresh_mysql_url, monkeypatch):
-    """pymysql splits its executemany's multi-row INSERTs itself (below SQLAlchemy's events), the
-    values escaped here among them."""
+    """The multi-row INSERTs are split where pymysql splits its own: no statement past its
+    `max_stmt_length` bytes unless a single row is longer."""
     import pymysql.cursors
 
     monkeypatch.setattr(pymysql.cursors.Cursor, "max_stmt_length", 600)
@@ -152,6 +152,11 @@ def test_rows_past_one_statement_are_split_and_all_stored(fresh_mysql_url, monke
     assert len(driver) == len(AWKWARD) + 1
     inserts = [q for q in queries if q.startswith("INSERT") and "'driver'" in q]
     assert len(inserts) > 2, "split into several statements"
+    rows_in = [q.count("('driver',") for q in inserts]
+    assert sum(rows_in) == len(AWKWARD) + 1
+    assert all(len(q.encode()) <= 600 or n == 1 for q, n in zip(inserts, rows_in, strict=True)), \
+        [(len(q.encode()), n) for q, n in zip(inserts, rows_in, strict=True)]
+    assert any(n > 1 for n in rows_in), "rows that fit together share a statement"
 
 
 @pytest.mark.mysql
