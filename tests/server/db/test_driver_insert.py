@@ -13,7 +13,7 @@ from typing import Any
 
 import pymysql.converters
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import (
     JSON,
@@ -216,6 +216,32 @@ def test_the_mysql_string_literal_is_pymysqls_own(text: str) -> None:
     """The writer quotes JSON texts for pymysql itself (for speed): the literal must be exactly
     what pymysql's escape_string makes of the same text, whatever the characters."""
     assert driver_insert._mysql_string(text) == "'" + pymysql.converters.escape_string(text) + "'"
+
+
+_JSON_TEXT = st.text(alphabet=st.sampled_from(list("ab'\"\\\n\r\x00\x1a%_é€😀 {}:,")) | st.characters(), max_size=30)
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.floats() | _JSON_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_JSON_TEXT, inner, max_size=4), max_leaves=12)
+
+
+@pytest.fixture(scope="module")
+def mysql_connection(mysql_server_url: str) -> Iterator[Any]:
+    engine = make_engine(mysql_server_url)
+    with engine.connect() as conn:
+        yield conn
+    engine.dispose()
+
+
+@pytest.mark.mysql
+@given(_JSON_VALUES)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_json_text_reads_back_from_mariadb_as_written(mysql_connection: Any, value: Any) -> None:
+    """JSON texts are quoted with only the backslash and the quote escaped (not as pymysql
+    quotes them): MariaDB must read each literal back as the very text, whatever the value."""
+    written = driver_insert._json_dumps(value)
+    literal = driver_insert._mysql_json_string(written)
+    assert mysql_connection.exec_driver_sql("SELECT " + literal, execution_options={"no_parameters": True}) \
+        .scalar_one() == written
 
 
 class _PymysqlEscape:
