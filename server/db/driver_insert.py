@@ -38,7 +38,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-import pymysql.cursors
 from sqlalchemy import JSON, Connection, DateTime, Table, insert
 
 SERVER_STATUS_NO_BACKSLASH_ESCAPES = 512  # pymysql.constants.SERVER_STATUS: the session's sql_mode has it
@@ -92,7 +91,7 @@ class DriverInsert:
         own `max_stmt_length` bytes (unless one row alone is longer, as in pymysql)."""
         dbapi = connection.connection.driver_connection
         prefix = self._values_prefix(connection)
-        most = pymysql.cursors.Cursor.max_stmt_length
+        most = dbapi.cursorclass.max_stmt_length
         columns = self._columns_json
         literals: dict[Any, str] = {}  # datetime → its literal: rows share their times
         statement: list[str] = []

@@ -7,6 +7,8 @@ MariaDB session in NO_BACKSLASH_ESCAPES mode (whose escaping differs)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -297,3 +299,12 @@ def test_an_infinite_float_is_refused_and_nothing_of_its_rows_stored(fresh_mysql
         assert _stored(engine, "inf") == []
     finally:
         engine.dispose()
+
+
+def test_a_gateway_on_sqlite_never_loads_pymysql():
+    """The writer reads pymysql's statement size from the connection it writes through: a
+    gateway on SQLite never imports pymysql, which with the ssl it loads is some 8 MiB of RSS."""
+    probe = ("import sys, execgw.server.app, execgw.server.db.driver_insert; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pymysql'))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    assert loaded.stdout.strip() == "[]", loaded.stdout
