@@ -1,7 +1,7 @@
 """`DriverInsert` writes rows past SQLAlchemy's per-row work and, on MariaDB, past pymysql's
 escaping of the JSON texts and datetimes: every value must read back exactly as SQLAlchemy's own
 INSERT of the same row stores it, on SQLite and MariaDB, whatever the text holds (quotes,
-backslashes, %, line breaks, NUL, non-ASCII), across pymysql's statement boundaries, and on a
+backslashes, %, line breaks, NUL, non-ASCII), across statements split at pymysql's size, and on a
 MariaDB session in NO_BACKSLASH_ESCAPES mode (whose escaping differs)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import pymysql.converters
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import (
     JSON,
@@ -215,7 +215,7 @@ def test_a_nan_in_a_json_value_is_stored_as_null(db):
 @given(st.text(alphabet=st.sampled_from(list("ab'\"\\\n\r\x00\x1a%_é€😀 {}:,")) | st.characters(), max_size=60))
 @settings(max_examples=500, deadline=None)
 def test_the_mysql_string_literal_is_pymysqls_own(text: str) -> None:
-    """The writer quotes JSON texts for pymysql itself (for speed): the literal must be exactly
+    """The writer quotes text values for pymysql itself (for speed): the literal must be exactly
     what pymysql's escape_string makes of the same text, whatever the characters."""
     assert driver_insert._mysql_string(text) == "'" + pymysql.converters.escape_string(text) + "'"
 
@@ -236,7 +236,7 @@ def mysql_connection(mysql_server_url: str) -> Iterator[Any]:
 
 @pytest.mark.mysql
 @given(_JSON_VALUES)
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None)
 def test_a_json_text_reads_back_from_mariadb_as_written(mysql_connection: Any, value: Any) -> None:
     """JSON texts are quoted with only the backslash and the quote escaped (not as pymysql
     quotes them): MariaDB must read each literal back as the very text, whatever the value."""
