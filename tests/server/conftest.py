@@ -190,15 +190,20 @@ def execgw_serve(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[byte
         _stop(process)
 
 
+def _midday_ib_time_zone() -> str:
+    hours_east = (24 - datetime.now(UTC).hour) % 24 - 12  # -12..11: local time 12:00-12:59
+    return f"Etc/GMT{-hours_east:+d}"  # tz database's Etc names count west as positive
+
+
 @pytest.fixture
 def midday_ib_time_zone() -> str:
     """A TWS login time zone in which it is about noon now. IB's day begins at midnight there,
     and orders up to 15 minutes after it still count as possibly of the day before
     (reconciler.DAY_BOUNDARY_MARGIN): a test whose orders must be of IB's current day sets this
     zone, so that it does not fail when it happens to run just after midnight in New York (the
-    default zone; 05:00-05:15 UTC in winter)."""
-    hours_east = (24 - datetime.now(UTC).hour) % 24 - 12  # -12..11: local time 12:00-12:59
-    return f"Etc/GMT{-hours_east:+d}"  # tz database's Etc names count west as positive
+    default zone; 05:00-05:15 UTC in winter). `start_gateway`'s gateways have it unless a test
+    gives another."""
+    return _midday_ib_time_zone()
 
 
 @pytest.fixture
@@ -208,7 +213,8 @@ def test_timings() -> EngineTimings:
 
 @pytest.fixture
 def start_gateway(database_url: str) -> Iterator[Callable[..., LiveGateway]]:
-    """Starts a simulator with the given scenario and a gateway pointed at it; stops both after."""
+    """Starts a simulator with the given scenario and a gateway pointed at it; stops both after.
+    The gateway's TWS zone is one where it is noon now (`midday_ib_time_zone`), unless given."""
     started: list[tuple[GatewayThread, SimulatorThread, grpc.Channel, Engine]] = []
 
     def start(scenario: dict[str, Any] | None = None, sim: SimulatorThread | None = None,
@@ -218,7 +224,8 @@ def start_gateway(database_url: str) -> Iterator[Callable[..., LiveGateway]]:
             sim.start()
         config = Settings(
             database_url=database_url, listen="127.0.0.1:0", ib_paper=f"127.0.0.1:{sim.port}",
-            **{"default_deadline_seconds": 20, "heartbeat_seconds": 5, **settings},
+            **{"default_deadline_seconds": 20, "heartbeat_seconds": 5, "ib_time_zone": _midday_ib_time_zone(),
+               **settings},
         )
         gateway = GatewayThread(config, timings=timings).start()
         channel = grpc.insecure_channel(gateway.target)
