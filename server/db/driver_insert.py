@@ -16,11 +16,11 @@ rows per execution, two of them mostly JSON text):
   (a third of the writer's time in a replay after that). Here each row's values are written as
   SQL: text with the same escapes (a `str.replace` per special character present), JSON texts
   with only the escapes a quoted string needs, integers, floats and naive datetimes as pymysql's
-  converters write them, anything else by pymysql. The multi-row INSERTs are made here too, split where pymysql splits its own (at
-  `Cursor.max_stmt_length` bytes) and sent without parameters: pymysql's executemany formatted
-  each row again through five calls of its own (a fifth of the writer's Python in a MariaDB
-  replay after the above). A session in NO_BACKSLASH_ESCAPES mode escapes differently: there,
-  pymysql escapes everything itself.
+  converters write them, anything else by pymysql. The multi-row INSERTs are made here too,
+  split where pymysql splits its own (its cursor class's `max_stmt_length` bytes), and sent
+  without parameters: pymysql's executemany formatted each row again through five calls of its
+  own (a fifth of the writer's Python in a MariaDB replay after the above). A session in
+  NO_BACKSLASH_ESCAPES mode escapes differently: there, pymysql escapes everything itself.
 - JSON: `orjson`, 5-7x faster than the standard library's encoder on these payloads (three per
   execution). Its text is compact (no spaces) and holds non-ASCII characters as UTF-8, not as
   escapes; it reads back as the same values. Datetimes in a payload become ISO 8601 text as

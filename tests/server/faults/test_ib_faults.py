@@ -58,12 +58,11 @@ def test_a_gateway_restart_with_a_lower_next_valid_id_reuses_no_order_id(start_g
     assert len(sent_ids) == len(set(sent_ids)) == 3
 
 
-def test_an_order_written_as_tws_went_away_is_concluded_at_the_reconnect_not_the_deadline(start_gateway, eventually,
-                                                                                         midday_ib_time_zone):
+def test_an_order_written_as_tws_went_away_is_concluded_at_the_reconnect_not_the_deadline(start_gateway, eventually):
     """placeOrder left whole, but TWS closed the socket with it unread: no error, no status, and
     no record at IB after the reconnect. The gateway concludes it never reached IB as soon as the
     reconnect's reconciliation says so, cancels it at IB to be sure, and never sends it again."""
-    live = start_gateway({"default": {}}, ib_time_zone=midday_ib_time_zone)
+    live = start_gateway({"default": {}})  # its TWS zone one where it is noon: b is of IB's day
     live.sim.drop_before_order(f"{live.prefix}-b")
     run_id = live.submit(live.order("a"), live.order("b"), deadline=120).run.run_id
 
