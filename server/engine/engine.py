@@ -90,6 +90,7 @@ class ExecutionEngine:
         self._reports = ReportIntake(
             self._books, self._endpoints, reconciler, self._run_end.finish_soon, self._tasks, self.timings
         )
+        answers.backlog = lambda: self._reports.waiting  # a request is unanswered only once IB is quiet
         # An operator's word on an UNKNOWN order (AdminService.SettleOrder), through the same books.
         self.settler = OrderSettler(self._books, self._endpoints.sessions, self._run_end.finish_soon)
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from execgw.server.engine.answers import COMPLETED_ORDERS, OPEN_ORDERS, IbAnswers
+from execgw.server.engine.answers import COMPLETED_ORDERS, OPEN_ORDER_KEYS, OPEN_ORDERS, IbAnswers
 from execgw.server.engine.reconciliations import FULL, RUN_END, ReconciliationLog
 from execgw.server.engine.recorder import Recorder
 from execgw.server.ib.session import IBSession
@@ -101,9 +101,10 @@ class Reconciler:
                         address, req_id, lambda r=req_id, s=scope: session.request_executions(r, s or ""), timeout
                     )
             except (TimeoutError, ConnectionError) as exc:
-                log.warning("reconciling with IB %s failed: %s", session.endpoint.mode, exc or "timeout")
+                why = str(exc) or f"IB said nothing of it for {timeout:g}s"
+                log.warning("reconciling with IB %s failed: %s", session.endpoint.mode, why)
                 self.failed[counted] += 1
-                self.records.end(record, failure=f"IB did not answer: {str(exc) or 'no answer in time'}")
+                self.records.end(record, failure=f"IB did not answer: {why}")
                 return False
             settled = 0
             if symbols is None:
@@ -120,6 +121,14 @@ class Reconciler:
             for scope in scopes:
                 self._last[(address, scope)] = started_at
         return True
+
+    def answers_applied(self, executions: list[tuple[str, int, bool]], statuses_from: set[str]) -> None:
+        """What a committed transaction applied of IB's answers: (endpoint, request id, stored
+        anew) of each execution, and the endpoints that reported order statuses (IB's open and
+        completed orders carry no request id: any status counts toward both)."""
+        self.records.executions_committed(executions)
+        self._answers.heard([(endpoint, req_id) for endpoint, req_id, _ in executions])
+        self._answers.heard([(endpoint, key) for endpoint in statuses_from for key in OPEN_ORDER_KEYS])
 
     async def reconcile_until_done(self, session: IBSession) -> None:
         """Retries a full reconciliation while connected, backing off: when IB refuses to answer

@@ -212,7 +212,8 @@ class ReportIntake:
         if not self.database_ok:
             log.info("database is back; held IB events written")
             self._database_changed(True)
-        self._reconciler.records.executions_committed(answered)
+        self._reconciler.answers_applied(
+            answered, {e.endpoint for e in events if isinstance(e, ib.OrderStatusReport)})
         await self._books.committed(committed)
         for run_id in done_runs:
             self._finish_soon(run_id)

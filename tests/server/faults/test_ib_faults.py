@@ -4,8 +4,13 @@ database holds exactly the executions the simulator made, and a watcher saw ever
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import grpc
 import pytest
+from sqlalchemy import Engine
+from sqlalchemy import event as sa_event
 
 from execgw.v1 import execution_pb2 as pb
 
@@ -118,3 +123,34 @@ def test_a_watcher_cut_again_and_again_sees_every_event_once(start_gateway):
     stored = live.event_rows(run_id)
     assert [e.sequence for e in seen] == [row.sequence for row in stored]
     assert seen[-1].run_status.final
+
+
+def test_a_day_slower_to_store_than_the_reconcile_timeout_is_asked_for_once(start_gateway, test_timings, eventually):
+    """The executions IB made while the gateway was away take longer to store than
+    reconcile_timeout (a slow database; the decoder waits for the writer), so IB's end marker is
+    read after that time. IB was never quiet: the reconciliation succeeds on its one request,
+    and the day is not asked for again."""
+    timings = dataclasses.replace(test_timings, reconcile_timeout=0.5, max_decoded_reports=2)
+    live = start_gateway({"default": {"fills": 30, "fill_delay": 0.5}}, timings=timings)
+    run_id = live.submit(live.order("away", quantity=30), deadline=120).run.run_id
+    live.sim.wait_for_order(f"{live.prefix}-away", timeout=5)
+    reconciler = live.gateway.gateway.engine.reconciler
+    eventually(lambda: reconciler.records.last.get(("paper", "full")), what="the connect's reconciliation done")
+    asked_before, failed_before = reconciler.asked[("paper", "full")], reconciler.failed[("paper", "full")]
+
+    def slow_fill_insert(_conn, _cursor, statement: str, *_args: object) -> None:
+        if statement.startswith("INSERT INTO trade_fills"):
+            time.sleep(0.1)
+
+    sa_event.listen(Engine, "before_cursor_execute", slow_fill_insert)
+    try:
+        live.sim.refuse_connections(2.0)  # IB fills the order meanwhile
+        eventually(lambda: live.run_row(run_id).status == "SUCCESS", timeout=60, what="run finished")
+    finally:
+        sa_event.remove(Engine, "before_cursor_execute", slow_fill_insert)
+    assert_nothing_lost(live, run_id)
+    assert len(live.fills(run_id)) == 30
+    assert reconciler.asked[("paper", "full")] - asked_before == 1, "the reconnect's reconciliation asked IB once"
+    assert reconciler.failed[("paper", "full")] == failed_before
+    reconciled = reconciler.records.last[("paper", "full")]
+    assert reconciled.succeeded and reconciled.executions_found == reconciled.executions_stored == 30
