@@ -115,7 +115,7 @@ class Settings(BaseSettings):
         100, ge=1, description="open WatchRun streams of one caller (its name; the implicit local caller: its address)"
     )
     cancel_wait_seconds: float = Field(10.0, gt=0, description="how long a run's end waits for IB to answer cancels")
-    reconcile_timeout_seconds: float = Field(15.0, gt=0, description="how long IB may take to answer a reconciliation")
+    reconcile_timeout_seconds: float = Field(15.0, gt=0, description="how long IB may stay quiet before a reconciliation it has not answered fails")
     commission_grace_seconds: float = Field(3.0, ge=0, description="how long a run's end waits for commissions")
     sim_account: str = Field("DU1234567", description="account of the built-in simulator")
     ib_time_zone: str = Field(

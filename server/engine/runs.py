@@ -42,7 +42,7 @@ class RunNotFound(Exception):
 @dataclass(frozen=True)
 class EngineTimings:
     cancel_wait: float = 10.0  # how long to wait for IB to answer cancels
-    reconcile_timeout: float = 15.0  # how long reqExecutions may take before we call it failed
+    reconcile_timeout: float = 15.0  # how long IB may stay quiet on a request before we call it failed (answers.py)
     commission_grace: float = 3.0  # how long a finished run waits for missing commissions
     retry_interval: float = 2.0  # between attempts to finish a run IB could not be asked about
     max_held_events: int = 100_000  # IB events held while the database is down; beyond: reconcile
