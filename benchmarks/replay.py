@@ -19,7 +19,10 @@ For each size N, with the simulator as its own process (`execgw sim`) and a fres
 The figure to watch is the ratio of (3) to (2), and how it grows with N (linearly, or worse).
 Beside it, the CPU the gateway's threads used during (3), the writer's and ibapi's decoding
 thread's apart: their sum against the wall time says whether the threads worked in parallel or,
-holding the GIL in turns, one after another.
+holding the GIL in turns, one after another. And the CPU of the other processes the replay needs:
+the simulator sending (during (2) too) and, for a MySQL server on this machine, the server
+storing. All of it divided by the machine's cores is the least time the replay could take here,
+however well its parts overlapped.
 
 On 2 shared cores one replay's ratio swings by 2x with the load (the floor most of all):
 `--repeat N` runs each size N times, each beside its own floor, and prints the median ratio;
@@ -53,6 +56,7 @@ from ibapi.wrapper import EWrapper
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
+from benchmarks.rig import cpu_seconds
 from benchmarks.simproc import start_sim_cli
 from execgw.server.config import Settings
 from execgw.server.db.engine import make_engine
@@ -190,6 +194,9 @@ class Replay(NamedTuple):
     gateway_cpu: float  # CPU seconds of every thread of this process but the polling one, over `gateway`
     writer_cpu: float  # ... of the writer thread alone
     decoding_cpu: float  # ... of ibapi's decoding thread alone
+    simulator_cpu: float  # CPU seconds of the simulator's process over `gateway`
+    floor_simulator_cpu: float  # ... over `decoder_alone`
+    database_cpu: float | None  # ... of the MySQL server over `gateway`; None: SQLite (in the gateway's) or not local
 
 
 WRITER_THREAD = "execgw-writer"  # the store's ThreadPoolExecutor prefix (server/engine/store.py)
@@ -210,6 +217,24 @@ def threads_cpu() -> dict[str, float]:
         name = re.sub(r"_\d+$", "", thread.name)
         seconds[name] = seconds.get(name, 0.0) + used
     return seconds
+
+
+MYSQL_SERVERS = frozenset({"mariadbd", "mysqld"})
+
+
+def database_server_pid(url: str) -> int | None:
+    """The process of the MySQL server `url` names, when it runs on this machine (one server)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" or parsed.host not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() in MYSQL_SERVERS:
+                found.append(int(entry.name))
+        except OSError:  # it ended meanwhile, or is not ours to read
+            continue
+    return found[0] if len(found) == 1 else None
 
 
 def replay(url: str, executions: int, profile: str = "") -> Replay:
@@ -238,11 +263,16 @@ def replay(url: str, executions: int, profile: str = "") -> Replay:
                 raise RuntimeError("fills reached the first gateway: raise HELD_SECONDS")
             wait_for_executions(log, order_ref, executions, submitted)
 
+            simulator_before = cpu_seconds(simulator.pid)
             floor = decoder_alone(port, executions)
+            floor_simulator_cpu = cpu_seconds(simulator.pid) - simulator_before
             time.sleep(1.0)  # IB frees the client id once it saw the socket close (else 326 and a retry)
 
             profiler = start_profiler(f"{profile}-{executions}.txt") if profile else None
             threads_before = threads_cpu()
+            server = database_server_pid(url)
+            server_before = cpu_seconds(server) if server else 0.0
+            simulator_before = cpu_seconds(simulator.pid)
             process_before, poller_before = time.process_time(), time.thread_time()
             started = time.perf_counter()
             second = gateway(url, port)
@@ -258,13 +288,15 @@ def replay(url: str, executions: int, profile: str = "") -> Replay:
                 seconds = time.perf_counter() - started
                 first = first or seconds  # all stored by the first look
                 gateway_cpu = (time.process_time() - process_before) - (time.thread_time() - poller_before)
+                simulator_cpu = cpu_seconds(simulator.pid) - simulator_before
+                server_cpu = cpu_seconds(server) - server_before if server else None
                 used = {name: cpu - threads_before.get(name, 0.0) for name, cpu in threads_cpu().items()}
             finally:
                 if profiler is not None:
                     stop_profiler(profiler)
                 second.stop()
             return Replay(floor, seconds, connected, first, gateway_cpu, used.get(WRITER_THREAD, 0.0),
-                          used.get(DECODING_THREAD, 0.0))
+                          used.get(DECODING_THREAD, 0.0), simulator_cpu, floor_simulator_cpu, server_cpu)
         finally:
             db.dispose()
             simulator.terminate()
@@ -322,6 +354,12 @@ def main(argv: list[str] | None = None) -> int:
                       f"{timed.decoder_alone:5.2f}s; ratio {ratios[-1]:4.1f}x; gateway CPU {timed.gateway_cpu:.2f}s "
                       f"(writer {timed.writer_cpu:.2f}, ibapi decoding {timed.decoding_cpu:.2f}) in "
                       f"{timed.gateway:.2f}s; load average {load:.2f} -> {os.getloadavg()[0]:.2f}", flush=True)
+                others = timed.simulator_cpu + (timed.database_cpu or 0.0)
+                server = "in the gateway's" if timed.database_cpu is None else f"{timed.database_cpu:.2f}s"
+                print(f"{'':>9}other processes: simulator {timed.simulator_cpu:.2f}s CPU "
+                      f"({timed.floor_simulator_cpu:.2f}s beside the decoder alone), database server {server}; "
+                      f"every process's CPU over {os.cpu_count()} cores: at least "
+                      f"{(timed.gateway_cpu + others) / (os.cpu_count() or 1):.2f}s", flush=True)
             if len(ratios) > 1:
                 print(f"{executions:>7,} executions: median ratio {statistics.median(ratios):4.1f}x "
                       f"[{min(ratios):.1f}-{max(ratios):.1f}] over {len(ratios)} replays", flush=True)
