@@ -27,7 +27,7 @@ class IbAnswers:
         self._waiting: dict[tuple[str, Hashable], list[asyncio.Future[None]]] = defaultdict(list)
         # Parts of the answers awaited now that were applied, per request.
         self._heard: Counter[tuple[str, Hashable]] = Counter()
-        # IB's events received and not yet applied (the engine's report intake tells).
+        # IB's messages received and not yet applied, decoded or not (the engine tells).
         self.backlog: Callable[[], int] = lambda: 0
 
     async def ask(

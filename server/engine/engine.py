@@ -90,7 +90,8 @@ class ExecutionEngine:
         self._reports = ReportIntake(
             self._books, self._endpoints, reconciler, self._run_end.finish_soon, self._tasks, self.timings
         )
-        answers.backlog = lambda: self._reports.waiting  # a request is unanswered only once IB is quiet
+        # A request is unanswered only once IB is quiet: nothing of its waits, decoded or not.
+        answers.backlog = lambda: self._reports.waiting + sum(s.undecoded for s in self.sessions.values())
         # An operator's word on an UNKNOWN order (AdminService.SettleOrder), through the same books.
         self.settler = OrderSettler(self._books, self._endpoints.sessions, self._run_end.finish_soon)
 

@@ -111,6 +111,7 @@ class IBSession:
         self._orders_written = OrdersWritten()
         # Bounds the reports decoded and not yet applied (backpressure.py); the engine sets it.
         self.backpressure: Backpressure | None = None
+        self._undecoded: Callable[[], int] = lambda: 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -118,6 +119,12 @@ class IBSession:
     def pacing(self) -> Pacer:
         """The loop-side pacer, for the metrics: how long requests waited for their turn."""
         return self._pacer
+
+    @property
+    def undecoded(self) -> int:
+        """IB's messages received on the current socket and not yet handed to the loop: framed
+        and waiting for ibapi's decoder, or decoded and waiting for the loop (any thread)."""
+        return self._undecoded()
 
     @property
     def ready(self) -> bool:
@@ -201,6 +208,7 @@ class IBSession:
         backpressure = self.backpressure
         if backpressure is not None:
             translator.before_report = lambda: backpressure.wait_for_room(client.isConnected, handoff.pending)
+        self._undecoded = lambda: client.msg_queue.qsize() + handoff.pending()
         await self._handshake(client, deadline)
         if not client.isConnected():
             raise ConnectFailed(translator.last_error or "connection refused")

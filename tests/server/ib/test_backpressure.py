@@ -72,11 +72,13 @@ def test_a_flood_waits_decoded_within_the_bound_and_every_fill_is_stored_and_del
     live = start_gateway({"orders": {"*-flood": {"fills": executions, "price": 101.0}}},
                          timings=replace(test_timings, max_decoded_reports=limit))
     intake = live.gateway.gateway.engine.reports
-    peak, done = [0], threading.Event()
+    session = live.gateway.gateway.engine.sessions["paper"]
+    peak, undecoded, done = [0], [0], threading.Event()
 
     def sample() -> None:
         while not done.is_set():
             peak[0] = max(peak[0], intake.waiting)
+            undecoded[0] = max(undecoded[0], session.undecoded)
             time.sleep(0.0005)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -97,3 +99,6 @@ def test_a_flood_waits_decoded_within_the_bound_and_every_fill_is_stored_and_del
     assert intake.backpressure.waits > 0, "the flood never reached the bound"
     # Only reports wait for room; a few other events (errors, end markers) may come in between.
     assert peak[0] <= limit + 10, f"{peak[0]} events waited decoded, bound {limit}"
+    # What IB sent meanwhile waited undecoded, and the session says so (a reconciliation's
+    # answer there is not yet "unanswered", answers.py).
+    assert undecoded[0] > 10 * limit, f"at most {undecoded[0]} messages seen waiting undecoded"
