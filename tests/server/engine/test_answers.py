@@ -51,12 +51,16 @@ def test_an_answer_still_being_applied_is_waited_for_past_the_timeout() -> None:
 
 
 def test_parts_of_another_request_do_not_keep_a_request_waiting() -> None:
+    """Request 8's parts, and request 7's of another endpoint, keep coming for 3 timeouts:
+    request 7 has failed by then, after its first."""
+
     async def scenario() -> None:
         answers = IbAnswers()
         asked = _ask(answers, 7)
-        for _ in range(8):
+        for _ in range(12):
             await asyncio.sleep(TIMEOUT / 4)
             answers.heard([(ENDPOINT, 8), ("127.0.0.1:7497", 7)])
+        assert asked.done(), "kept waiting by another request's parts"
         with pytest.raises(TimeoutError):
             await asked
 
