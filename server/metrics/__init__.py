@@ -29,6 +29,6 @@ resumed run's mode could not be read); every configured mode shows, at 0 until i
 | `execgw_accepting_runs` | gauge | | 1 while SubmitRun takes new runs (database ok, nothing dropped or being recovered) |
 | `execgw_pacing_wait_seconds` | summary | mode | time outgoing IB requests waited for their pacing turn (count: turns taken) |
 | `execgw_reconciliations_total` | counter | mode, scope = full, run_end | reconciliations that asked IB |
-| `execgw_reconciliations_failed_total` | counter | mode, scope | of those, unanswered by IB in time or refused by the database |
+| `execgw_reconciliations_failed_total` | counter | mode, scope | of those, refused by IB or left unanswered (IB quiet for the timeout), or refused by the database |
 | `execgw_reconciliation_orders_settled_total` | counter | mode | unfinished orders a full reconciliation settled because IB knew nothing of them |
 """

@@ -121,8 +121,8 @@ class GatewayCollector:
         asked, failed, settled = dict(reconciler.asked), dict(reconciler.failed), dict(reconciler.orders_settled)
         runs = CounterMetricFamily("execgw_reconciliations_total", "Reconciliations that asked IB: full (on "
                                    "every connect, after 1101/1102) or at a run's end", labels=["mode", "scope"])
-        failures = CounterMetricFamily("execgw_reconciliations_failed_total", "Reconciliations IB did not answer "
-                                       "in time, or the database could not take", labels=["mode", "scope"])
+        failures = CounterMetricFamily("execgw_reconciliations_failed_total", "Reconciliations IB refused or went "
+                                       "quiet on without answering, or the database could not take", labels=["mode", "scope"])
         for key in sorted(set(asked) | set(failed)):
             runs.add_metric(list(key), asked.get(key, 0))
             failures.add_metric(list(key), failed.get(key, 0))
