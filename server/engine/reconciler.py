@@ -127,8 +127,9 @@ class Reconciler:
         anew) of each execution, and the endpoints that reported order statuses (IB's open and
         completed orders carry no request id: any status counts toward both)."""
         self.records.executions_committed(executions)
-        self._answers.heard([(endpoint, req_id) for endpoint, req_id, _ in executions])
-        self._answers.heard([(endpoint, key) for endpoint in statuses_from for key in OPEN_ORDER_KEYS])
+        # Once per request and transaction: the wait asks only whether anything came since.
+        self._answers.heard({(endpoint, req_id) for endpoint, req_id, _ in executions})
+        self._answers.heard({(endpoint, key) for endpoint in statuses_from for key in OPEN_ORDER_KEYS})
 
     async def reconcile_until_done(self, session: IBSession) -> None:
         """Retries a full reconciliation while connected, backing off: when IB refuses to answer
