@@ -8,12 +8,16 @@ decoder alone (an EClient with the gateway's reader) asking IB for the same day'
 Beside each replay, the CPU its gateway's threads used (all, the writer, ibapi's decoding), with
 the replay's time from the gateway's start as its floor: a sum close to that time means the
 threads worked one after another (the GIL), not side by side. And the database's own share: the
-bare batched floor (db_floor.py: SQLAlchemy Core, 500 executions a transaction) writing the same
-number of executions' rows into a fresh database, against the decoder: where it alone takes more
-than 2× the decoder, no gateway writing these rows replays within 2× of it on that database.
-Last, the machine's share: the CPU every process spent on the replay (the gateway, the simulator
+lean batched floor (db_floor.py: the gateway's own multi-row INSERTs, 500 executions a
+transaction, one connection) writing the same number of executions' rows into a fresh database,
+against the decoder: where it alone takes more than 2× the decoder, a gateway writing these rows
+on one connection, waiting for each statement, cannot replay within 2× of it on that database.
+Then the machine's share: the CPU every process spent on the replay (the gateway, the simulator
 sending, a MySQL server on this machine storing) divided by the machine's cores, against the
-decoder: the least time the replay could take here however well its parts overlapped.
+decoder: the least time the replay could take here however well its parts overlapped. Last, the
+floors' share: the same for the floors alone (the decoder's CPU, the simulator's beside it, the
+lean floor's client and server), and what 2× the decoder then leaves for the rest of the
+gateway's work, per execution, against what it used (replay.py's `bound`).
 
 This module only adapts that script to the table: fresh databases as every section gets them,
 repeats, and "not measured" with the reason if its `replay(url, executions)` is not there (it is
@@ -57,17 +61,35 @@ def _fields(outcome: Any) -> dict[str, float]:
 
 CPU_PARTS = ("all", "writer", "ibapi decoding")
 MACHINE_PARTS = ("least wall", "gateway CPU", "simulator CPU", "database server CPU")
+FLOOR_PARTS = ("least wall", "decoder CPU", "simulator CPU", "rows' client CPU", "database server CPU")
 
 
 def _measure(ctx: Context, database: Database, function: Callable[[str, int], Any],
              executions: int, figure: Figure, floor: Figure, cpu: Figure, wall: Figure, bare: Figure,
-             machine: Figure) -> None:
+             machine: Figure, floors_cpu: Figure) -> None:
+    # Imported here as in _replay_function: should it fail, this repeat fails saying why.
+    from benchmarks.replay import bare_write, bound
+
     with database.fresh(ctx.folder) as url:
-        fields = _fields(function(url, executions))
+        outcome = function(url, executions)
+    fields = _fields(outcome)
     floor.add(fields["decoder_alone"])
     with database.fresh(ctx.folder) as url:
-        seconds = db_floor.batched_seconds(url, executions)
-    bare.add(seconds, {"ratio_to_decoder": round(seconds / fields["decoder_alone"], 2)})
+        rows = bare_write(url, executions)
+    bare.add(rows.seconds, {"ratio_to_decoder": round(rows.seconds / fields["decoder_alone"], 2),
+                            "client_cpu": round(rows.client_cpu, 3), "server_cpu": rows.server_cpu})
+    cores = os.cpu_count() or 1
+    if "decoder_cpu" in fields:
+        limit = bound(executions, cores, outcome, rows)
+        floors_cpu.add({"least wall": limit.least, "decoder CPU": fields["decoder_cpu"],
+                        "simulator CPU": fields["floor_simulator_cpu"], "rows' client CPU": rows.client_cpu,
+                        "database server CPU": rows.server_cpu or 0.0},
+                       {"cores": cores, "ratio_to_decoder": round(limit.least / fields["decoder_alone"], 2),
+                        "room_us_per_execution": round(limit.room_us, 1),
+                        "room_us_per_execution_one_process": round(limit.room_one_process_us, 1),
+                        "rest_us_per_execution_used": round(limit.rest_us, 1)})
+    else:
+        floors_cpu.fail("benchmarks/replay.py reports no CPU of ibapi's decoder alone")
     if "gateway_cpu" in fields:
         wall.add(fields["gateway"])
         cpu.add({"all": fields["gateway_cpu"], "writer": fields["writer_cpu"],
@@ -80,7 +102,6 @@ def _measure(ctx: Context, database: Database, function: Callable[[str, int], An
         # SQLite's work, or a remote server's we cannot see, is in the gateway's CPU or left out.
         parts = {"gateway CPU": fields["gateway_cpu"], "simulator CPU": fields["simulator_cpu"],
                  "database server CPU": fields.get("database_cpu", 0.0)}
-        cores = os.cpu_count() or 1
         least = sum(parts.values()) / cores
         machine.add({"least wall": least, **parts},
                     {"cores": cores, "ratio_to_decoder": round(least / fields["decoder_alone"], 2),
@@ -98,7 +119,7 @@ def _measure(ctx: Context, database: Database, function: Callable[[str, int], An
 
 def run(ctx: Context, database: Database) -> None:
     db, report = database.label, ctx.report
-    plan: dict[int, tuple[Figure, Figure, Figure, Figure, Figure, Figure]] = {}
+    plan: dict[int, tuple[Figure, Figure, Figure, Figure, Figure, Figure, Figure]] = {}
     for executions in ctx.sizes.replay:
         floor = report.figure(floors.SECTION, f"ibapi decoder alone: reqExecutions replaying {executions:,}", "s",
                               database=db, note="benchmarks/replay.py's floor, measured in section 6")
@@ -111,11 +132,16 @@ def run(ctx: Context, database: Database) -> None:
                             note="a sum near its floor: the threads took turns (the GIL)")
         bare = report.figure(SECTION, f"{executions:,} executions: bare DB alone writing their rows", "s",
                              database=db, floor=floor.key,
-                             note=f"the database's share: {db_floor.BATCH} executions a transaction, fresh database")
+                             note=f"the database's share: the gateway's INSERTs, {db_floor.BATCH} executions a "
+                                  "transaction, one connection, fresh database")
         machine = report.figure(SECTION, f"{executions:,} executions: every process's CPU over the cores", "s",
                                 database=db, parts=MACHINE_PARTS, floor=floor.key,
                                 note="the least wall time this machine allows, however well the parts overlap")
-        plan[executions] = (figure, floor, cpu, wall, bare, machine)
+        floors_cpu = report.figure(SECTION, f"{executions:,} executions: the floors' CPU over the cores", "s",
+                                   database=db, parts=FLOOR_PARTS, floor=floor.key,
+                                   note="the least any gateway of these parts could take here; the details say "
+                                        "what 2x leaves for the rest of its work, per execution")
+        plan[executions] = (figure, floor, cpu, wall, bare, machine, floors_cpu)
     function = _replay_function()
     if isinstance(function, str):
         for figures in plan.values():

@@ -56,6 +56,7 @@ from ibapi.wrapper import EWrapper
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
+from benchmarks import db_floor
 from benchmarks.rig import cpu_seconds
 from benchmarks.simproc import start_sim_cli
 from execgw.server.config import Settings
@@ -197,6 +198,34 @@ class Replay(NamedTuple):
     simulator_cpu: float  # CPU seconds of the simulator's process over `gateway`
     floor_simulator_cpu: float  # ... over `decoder_alone`
     database_cpu: float | None  # ... of the MySQL server over `gateway`; None: SQLite (in the gateway's) or not local
+    decoder_cpu: float  # CPU seconds of this process over `decoder_alone` (ibapi's decoder, its reader)
+
+
+class Bound(NamedTuple):
+    """What a replay within 2x the decoder leaves for the gateway's own work on this machine, from
+    the floors alone: ibapi's decoding, IB (the simulator) sending, and the replay's rows written
+    bare in the gateway's own statements (db_floor's lean batched floor: its client, and a MySQL
+    server's CPU; SQLite's engine runs in that client)."""
+
+    least: float  # seconds: the floors' CPU over the machine's cores, however well they overlapped
+    room_us: float  # µs an execution left for the rest of the gateway's work at 2x, spread over every core
+    room_one_process_us: float  # ... in one process, its threads taking turns (the GIL) with the decoding
+    rest_us: float  # µs an execution the gateway used in the replay beyond the decoder's and the bare rows' CPU
+
+
+def bound(executions: int, cores: int, timed: Replay, rows: db_floor.BareWrite) -> Bound:
+    floors = timed.decoder_cpu + timed.floor_simulator_cpu + rows.client_cpu + (rows.server_cpu or 0.0)
+    allowed = 2 * timed.decoder_alone  # the target: stored within 2x the decoder alone
+    per_execution = 1e6 / executions
+    in_process = timed.decoder_cpu + rows.client_cpu  # what of the floors runs in the gateway's process
+    return Bound(
+        least=floors / cores,
+        room_us=(allowed * cores - floors) * per_execution,
+        # One process's Python runs one thread at a time: its decoding, its statements and all the
+        # rest of its work share the one wall-clock budget (C code that lets go of the GIL aside).
+        room_one_process_us=(allowed - in_process) * per_execution,
+        rest_us=(timed.gateway_cpu - in_process) * per_execution,
+    )
 
 
 WRITER_THREAD = "execgw-writer"  # the store's ThreadPoolExecutor prefix (server/engine/store.py)
@@ -263,8 +292,9 @@ def replay(url: str, executions: int, profile: str = "") -> Replay:
                 raise RuntimeError("fills reached the first gateway: raise HELD_SECONDS")
             wait_for_executions(log, order_ref, executions, submitted)
 
-            simulator_before = cpu_seconds(simulator.pid)
+            simulator_before, process_before = cpu_seconds(simulator.pid), time.process_time()
             floor = decoder_alone(port, executions)
+            decoder_cpu = time.process_time() - process_before
             floor_simulator_cpu = cpu_seconds(simulator.pid) - simulator_before
             time.sleep(1.0)  # IB frees the client id once it saw the socket close (else 326 and a retry)
 
@@ -296,7 +326,7 @@ def replay(url: str, executions: int, profile: str = "") -> Replay:
                     stop_profiler(profiler)
                 second.stop()
             return Replay(floor, seconds, connected, first, gateway_cpu, used.get(WRITER_THREAD, 0.0),
-                          used.get(DECODING_THREAD, 0.0), simulator_cpu, floor_simulator_cpu, server_cpu)
+                          used.get(DECODING_THREAD, 0.0), simulator_cpu, floor_simulator_cpu, server_cpu, decoder_cpu)
         finally:
             db.dispose()
             simulator.terminate()
@@ -322,6 +352,32 @@ def drop_database(url: str) -> None:
     with pymysql.connect(host=parsed.host, port=parsed.port or 3306, user=parsed.username,
                          password=parsed.password or "") as conn, conn.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS `{parsed.database}`")
+
+
+def bare_write(url: str, executions: int) -> db_floor.BareWrite:
+    """The lean batched floor writing `executions` executions' rows into `url`, the CPU of a
+    MySQL server on this machine counted."""
+    server = database_server_pid(url)
+    return db_floor.batched_write(url, executions, lean=True,
+                                  server_cpu=(lambda: cpu_seconds(server)) if server else None)
+
+
+def print_bound(database_url: str, folder: Path, executions: int, timed: Replay) -> None:
+    url = fresh_database(database_url, folder, executions)
+    try:
+        rows = bare_write(url, executions)
+    finally:
+        drop_database(url)
+    cores = os.cpu_count() or 1
+    limit = bound(executions, cores, timed, rows)
+    server = "" if rows.server_cpu is None else f", the database server {rows.server_cpu:.2f}"
+    print(f"{'':>9}the rows written bare in the gateway's statements: {rows.seconds:.2f}s "
+          f"({rows.seconds / timed.decoder_alone:.1f}x the decoder), their client {rows.client_cpu:.2f} CPU-s{server}; "
+          f"with the decoder's {timed.decoder_cpu:.2f} and the simulator's {timed.floor_simulator_cpu:.2f}: "
+          f"at least {limit.least:.2f}s over {cores} cores ({limit.least / timed.decoder_alone:.1f}x); "
+          f"2x the decoder leaves the rest of the gateway's work {limit.room_us:.0f} µs an execution over the "
+          f"cores, {limit.room_one_process_us:.0f} in one process taking turns (the GIL); it used "
+          f"{limit.rest_us:.0f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -360,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"({timed.floor_simulator_cpu:.2f}s beside the decoder alone), database server {server}; "
                       f"every process's CPU over {os.cpu_count()} cores: at least "
                       f"{(timed.gateway_cpu + others) / (os.cpu_count() or 1):.2f}s", flush=True)
+                print_bound(args.database_url, Path(folder), executions, timed)
             if len(ratios) > 1:
                 print(f"{executions:>7,} executions: median ratio {statistics.median(ratios):4.1f}x "
                       f"[{min(ratios):.1f}-{max(ratios):.1f}] over {len(ratios)} replays", flush=True)
