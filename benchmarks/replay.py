@@ -24,6 +24,13 @@ the simulator sending (during (2) too) and, for a MySQL server on this machine, 
 storing. All of it divided by the machine's cores is the least time the replay could take here,
 however well its parts overlapped.
 
+Last, the floors' own share: the decoder's CPU, the simulator's beside it, and the replay's rows
+written bare in the gateway's own INSERTs on one connection (db_floor.py's lean floor, into a
+fresh database: its client's CPU and a local MySQL server's). Over the cores, the least any
+gateway of these parts could take; and what 2x the decoder then leaves for all the rest of the
+gateway's work, per execution, over every core and in one process (the GIL), against what the
+replay's gateway used (`bound`).
+
 On 2 shared cores one replay's ratio swings by 2x with the load (the floor most of all):
 `--repeat N` runs each size N times, each beside its own floor, and prints the median ratio;
 every line carries the load average before and after it.
