@@ -129,7 +129,7 @@ class BareWrite(NamedTuple):
     """The batched floor writing some executions' rows: how long it took, and the CPU it cost."""
 
     seconds: float
-    client_cpu: float  # this thread's: SQLAlchemy Core and the driver (and SQLite's engine, in-process)
+    client_cpu: float  # this thread's: making the statements, the driver (and SQLite's engine, in-process)
     server_cpu: float | None  # the database server's over the same time, when it was given to watch
 
 
