@@ -29,9 +29,8 @@ def timed(replay: ModuleType, **measured: float | None) -> object:
 
 
 def test_the_floors_cpu_over_the_cores_and_what_2x_leaves_of_it(replay: ModuleType) -> None:
-    from benchmarks.db_floor import BareWrite
-
-    limit = replay.bound(10_000, 2, timed(replay), BareWrite(seconds=4.0, client_cpu=1.0, server_cpu=2.0))
+    rows = replay.db_floor.BareWrite(seconds=4.0, client_cpu=1.0, server_cpu=2.0)
+    limit = replay.bound(10_000, 2, timed(replay), rows)
     # The floors: decoding 1.5 + IB sending 0.5 + the rows' client 1.0 and server 2.0 = 5 CPU-s.
     assert limit.least == pytest.approx(2.5)
     # 2x the decoder is 4 s; on 2 cores 8 CPU-s, 3 of them left: 300 µs for each of 10,000.
@@ -43,10 +42,8 @@ def test_the_floors_cpu_over_the_cores_and_what_2x_leaves_of_it(replay: ModuleTy
 
 
 def test_sqlite_has_no_server_its_engine_is_in_the_rows_client(replay: ModuleType) -> None:
-    from benchmarks.db_floor import BareWrite
-
-    limit = replay.bound(10_000, 2, timed(replay, database_cpu=None),
-                         BareWrite(seconds=1.2, client_cpu=1.2, server_cpu=None))
+    rows = replay.db_floor.BareWrite(seconds=1.2, client_cpu=1.2, server_cpu=None)
+    limit = replay.bound(10_000, 2, timed(replay, database_cpu=None), rows)
     assert limit.least == pytest.approx((1.5 + 0.5 + 1.2) / 2)
     assert limit.room_us == pytest.approx((8 - 3.2) * 100)
     assert limit.room_one_process_us == pytest.approx((4 - 2.7) * 100)
